@@ -1,0 +1,34 @@
+// Matrix multiplication through oneDNN. Row-major throughout.
+#pragma once
+#include <cstdint>
+
+#include "core/tensor.h"
+
+namespace tcat::kernels {
+
+// Precision of the multiply: fp32, or bf16 inputs with fp32 accumulation and fp32 output.
+enum class MatmulPrecision { F32, BF16 };
+
+// C[M,N] = alpha * op(A) * op(B) + beta * C, op(X) = X or X^T; A is M x K after op.
+void sgemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha, const float* A,
+           int64_t lda, const float* B, int64_t ldb, float beta, float* C, int64_t ldc);
+
+// Same with bf16 inputs; uses AMX or AVX512-BF16 when oneDNN has them for this CPU, otherwise
+// widens to fp32 (same result up to fp32 summation order).
+void gemm_bf16(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha, const bf16* A,
+               int64_t lda, const bf16* B, int64_t ldb, float beta, float* C, int64_t ldc);
+
+// True when bf16 GEMMs run on native bf16 hardware paths (else they are widened to fp32).
+bool bf16_gemm_native();
+
+// a: [..., M, K] (or [..., K, M] with trans_a), b: [..., K, N] (or [..., N, K] with trans_b);
+// leading batch dimensions broadcast. Inputs may be f32 or bf16 (both the same); output f32.
+Tensor matmul(const Tensor& a, const Tensor& b, bool trans_a = false, bool trans_b = false);
+
+// out[..., N] (+)= x[..., K] * w[N, K]^T (+ bias[N]). With accumulate, adds into `out`.
+void linear_into(const Tensor& x, const Tensor& w, const Tensor* bias, Tensor& out, bool accumulate,
+                 MatmulPrecision precision);
+Tensor linear(const Tensor& x, const Tensor& w, const Tensor* bias,
+              MatmulPrecision precision = MatmulPrecision::F32);
+
+}  // namespace tcat::kernels
