@@ -273,6 +273,25 @@ void store_from_double(void* base, int64_t off, DType t, double v) {
   }
 }
 
+// The conversions mixed-precision training does every step get a parallel fast path.
+bool convert_contiguous(const void* src, DType st, void* dst, DType dt, int64_t n) {
+  if (st == DType::F32 && dt == DType::BF16) {
+    const float* s = static_cast<const float*>(src);
+    bf16* d = static_cast<bf16*>(dst);
+#pragma omp parallel for if (n > 65536)
+    for (int64_t i = 0; i < n; ++i) d[i] = float_to_bf16(s[i]);
+    return true;
+  }
+  if (st == DType::BF16 && dt == DType::F32) {
+    const bf16* s = static_cast<const bf16*>(src);
+    float* d = static_cast<float*>(dst);
+#pragma omp parallel for if (n > 65536)
+    for (int64_t i = 0; i < n; ++i) d[i] = bf16_to_float(s[i]);
+    return true;
+  }
+  return false;
+}
+
 }  // namespace
 
 void Tensor::copy_from(const Tensor& src) {
@@ -282,6 +301,8 @@ void Tensor::copy_from(const Tensor& src) {
     std::memmove(raw_data(), s.raw_data(), size_t(numel()) * dtype_size(dtype_));
     return;
   }
+  if (is_contiguous() && s.is_contiguous() && convert_contiguous(s.raw_data(), s.dtype_, raw_data(), dtype_, numel()))
+    return;
   void* d = raw_data();
   const void* sp = s.raw_data();
   const size_t es = dtype_size(dtype_);

@@ -1,1 +1,48 @@
-int main() { return 0; }
+// tcat: the command-line tool. Argument parsing and printing only; the work is in the library.
+#include <fmt/core.h>
+
+#include <cstdio>
+
+#include "autograd/var.h"
+#include "commands.h"
+#include "core/error.h"
+#include "core/threading.h"
+
+namespace tcat::cli {
+
+static GlobalOptions g_options;
+const GlobalOptions& global_options() { return g_options; }
+
+}  // namespace tcat::cli
+
+int main(int argc, char** argv) {
+  using namespace tcat;
+  CLI::App app{"tcat: the Transformer catalog, runnable (train, load, generate, compare)", "tcat"};
+  app.require_subcommand(1);
+  app.fallthrough();
+  auto& g = cli::g_options;
+  app.add_option("-t,--threads", g.threads, "worker threads (default: all cores)")->check(CLI::Range(1, 1024));
+  app.add_flag("--check-numerics", g.check_numerics, "stop at the first op that produces NaN or Inf, naming it");
+  app.add_flag("-q,--quiet", g.quiet, "no progress output on stderr");
+
+  // The one place subcommands are registered.
+  for (auto reg : {cli::register_version, cli::register_demo}) reg(app);
+
+  app.parse_complete_callback([&] {
+    set_num_threads(g.threads);
+    ag::set_check_numerics(g.check_numerics);
+  });
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    const int code = app.exit(e);
+    return e.get_exit_code() == 0 ? 0 : (code == 0 ? 0 : 2);
+  } catch (const UsageError& e) {
+    fmt::print(stderr, "tcat: {}\n", e.what());
+    return 2;
+  } catch (const std::exception& e) {
+    fmt::print(stderr, "tcat: error: {}\n", e.what());
+    return 1;
+  }
+  return 0;
+}

@@ -1,0 +1,215 @@
+#include "kernels/gemm.h"
+
+#include <map>
+#include <mutex>
+#include <optional>
+#include <oneapi/dnnl/dnnl.hpp>
+#include <tuple>
+#include <vector>
+
+#include "core/allocator.h"
+
+namespace tcat::kernels {
+namespace {
+
+void check_dnnl(dnnl_status_t st, const char* what, int64_t M, int64_t N, int64_t K) {
+  TCAT_CHECK(st == dnnl_success, "{}: oneDNN failed (status {}) for M={} N={} K={}", what, int(st), M, N, K);
+}
+
+struct Dnnl {
+  dnnl::engine engine{dnnl::engine::kind::cpu, 0};
+  dnnl::stream stream{engine};
+};
+
+Dnnl& dnnl_ctx() {
+  static Dnnl ctx;
+  return ctx;
+}
+
+using MatmulKey = std::tuple<bool, bool, int64_t, int64_t, int64_t, int64_t, int64_t, int64_t, float, float>;
+
+// oneDNN primitive creation costs far more than a small GEMM, so primitives are cached per shape.
+struct Bf16MatmulCache {
+  std::mutex mu;
+  std::map<MatmulKey, dnnl::matmul> prims;
+};
+
+Bf16MatmulCache& bf16_cache() {
+  static Bf16MatmulCache c;
+  return c;
+}
+
+dnnl::memory::desc matrix_desc(int64_t rows, int64_t cols, int64_t ld, bool transposed,
+                               dnnl::memory::data_type dt) {
+  // Logical rows x cols; stored row-major with leading dimension ld, or column-major when transposed.
+  dnnl::memory::dims strides = transposed ? dnnl::memory::dims{1, ld} : dnnl::memory::dims{ld, 1};
+  return dnnl::memory::desc({rows, cols}, dt, strides);
+}
+
+std::optional<dnnl::matmul> make_bf16_matmul(const MatmulKey& key) {
+  const auto [ta, tb, M, N, K, lda, ldb, ldc, alpha, beta] = key;
+  using dt = dnnl::memory::data_type;
+  try {
+    dnnl::primitive_attr attr;
+    if (alpha != 1.0f) attr.set_output_scales(0, {alpha});
+    if (beta != 0.0f) {
+      dnnl::post_ops ops;
+      ops.append_sum(beta);
+      attr.set_post_ops(ops);
+    }
+    dnnl::matmul::desc desc(matrix_desc(M, K, lda, ta, dt::bf16), matrix_desc(K, N, ldb, tb, dt::bf16),
+                            matrix_desc(M, N, ldc, false, dt::f32));
+    dnnl::matmul::primitive_desc pd(desc, attr, dnnl_ctx().engine);
+    return dnnl::matmul(pd);
+  } catch (const dnnl::error&) {
+    return std::nullopt;  // this CPU has no bf16 matmul implementation in oneDNN
+  }
+}
+
+bool probe_bf16_native() {
+  return make_bf16_matmul(MatmulKey{false, false, 16, 16, 16, 16, 16, 16, 1.0f, 0.0f}).has_value();
+}
+
+// Widens a bf16 matrix (rows x cols with leading dimension ld) to a dense fp32 one.
+std::vector<float> widen(const bf16* src, int64_t rows, int64_t cols, int64_t ld) {
+  std::vector<float> out(size_t(rows * cols));
+#pragma omp parallel for if (rows * cols > 65536)
+  for (int64_t r = 0; r < rows; ++r)
+    for (int64_t c = 0; c < cols; ++c) out[size_t(r * cols + c)] = bf16_to_float(src[r * ld + c]);
+  return out;
+}
+
+}  // namespace
+
+void sgemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha, const float* A,
+           int64_t lda, const float* B, int64_t ldb, float beta, float* C, int64_t ldc) {
+  if (M == 0 || N == 0) return;
+  check_dnnl(dnnl_sgemm(trans_a ? 'T' : 'N', trans_b ? 'T' : 'N', M, N, K, alpha, A, lda, B, ldb, beta, C, ldc),
+             "sgemm", M, N, K);
+}
+
+bool bf16_gemm_native() {
+  static const bool native = probe_bf16_native();
+  return native;
+}
+
+void gemm_bf16(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha, const bf16* A,
+               int64_t lda, const bf16* B, int64_t ldb, float beta, float* C, int64_t ldc) {
+  if (M == 0 || N == 0) return;
+  if (!bf16_gemm_native()) {
+    const std::vector<float> a = trans_a ? widen(A, K, M, lda) : widen(A, M, K, lda);
+    const std::vector<float> b = trans_b ? widen(B, N, K, ldb) : widen(B, K, N, ldb);
+    sgemm(trans_a, trans_b, M, N, K, alpha, a.data(), trans_a ? M : K, b.data(), trans_b ? K : N, beta, C, ldc);
+    return;
+  }
+  const MatmulKey key{trans_a, trans_b, M, N, K, lda, ldb, ldc, alpha, beta};
+  dnnl::matmul prim;
+  {
+    auto& cache = bf16_cache();
+    std::lock_guard<std::mutex> lock(cache.mu);
+    auto it = cache.prims.find(key);
+    if (it == cache.prims.end()) {
+      auto made = make_bf16_matmul(key);
+      TCAT_CHECK(made.has_value(), "gemm_bf16: oneDNN cannot build a matmul for M={} N={} K={}", M, N, K);
+      it = cache.prims.emplace(key, *made).first;
+    }
+    prim = it->second;
+  }
+  using dt = dnnl::memory::data_type;
+  auto& ctx = dnnl_ctx();
+  dnnl::memory a(matrix_desc(M, K, lda, trans_a, dt::bf16), ctx.engine, const_cast<bf16*>(A));
+  dnnl::memory b(matrix_desc(K, N, ldb, trans_b, dt::bf16), ctx.engine, const_cast<bf16*>(B));
+  dnnl::memory c(matrix_desc(M, N, ldc, false, dt::f32), ctx.engine, C);
+  prim.execute(ctx.stream, {{DNNL_ARG_SRC, a}, {DNNL_ARG_WEIGHTS, b}, {DNNL_ARG_DST, c}});
+  ctx.stream.wait();
+}
+
+Tensor matmul(const Tensor& a_in, const Tensor& b_in, bool trans_a, bool trans_b) {
+  TCAT_CHECK(a_in.ndim() >= 2 && b_in.ndim() >= 2, "matmul: operands must be at least 2-D, got {} and {}",
+             a_in.desc(), b_in.desc());
+  TCAT_CHECK(a_in.dtype() == b_in.dtype() && (a_in.dtype() == DType::F32 || a_in.dtype() == DType::BF16),
+             "matmul: operands must both be f32 or both bf16, got {} and {}", a_in.desc(), b_in.desc());
+  const int64_t M = trans_a ? a_in.dim(-1) : a_in.dim(-2);
+  const int64_t K = trans_a ? a_in.dim(-2) : a_in.dim(-1);
+  const int64_t Kb = trans_b ? b_in.dim(-1) : b_in.dim(-2);
+  const int64_t N = trans_b ? b_in.dim(-2) : b_in.dim(-1);
+  TCAT_CHECK(K == Kb, "matmul: inner dimensions differ: {}{} x {}{}", a_in.desc(), trans_a ? "^T" : "",
+             b_in.desc(), trans_b ? "^T" : "");
+  const Shape a_batch(a_in.shape().begin(), a_in.shape().end() - 2);
+  const Shape b_batch(b_in.shape().begin(), b_in.shape().end() - 2);
+  Shape batch = broadcast_shapes(a_batch, b_batch, "matmul");
+  const int64_t nb = shape_numel(batch);
+
+  auto with_matrix = [](Shape s, int64_t r, int64_t c) {
+    s.push_back(r);
+    s.push_back(c);
+    return s;
+  };
+  const Tensor a = a_in.expand(with_matrix(batch, a_in.dim(-2), a_in.dim(-1))).contiguous();
+  const Tensor b = b_in.expand(with_matrix(batch, b_in.dim(-2), b_in.dim(-1))).contiguous();
+  Tensor c = Tensor::empty(with_matrix(batch, M, N));
+  const int64_t lda = a.dim(-1), ldb = b.dim(-1);
+  const int64_t sa = a.dim(-2) * lda, sb = b.dim(-2) * ldb;
+  for (int64_t i = 0; i < nb; ++i) {
+    float* cp = c.data<float>() + i * M * N;
+    if (a.dtype() == DType::F32) {
+      sgemm(trans_a, trans_b, M, N, K, 1.0f, a.data<float>() + i * sa, lda, b.data<float>() + i * sb, ldb, 0.0f, cp, N);
+    } else {
+      gemm_bf16(trans_a, trans_b, M, N, K, 1.0f, a.data<bf16>() + i * sa, lda, b.data<bf16>() + i * sb, ldb, 0.0f, cp,
+                N);
+    }
+  }
+  return c;
+}
+
+void linear_into(const Tensor& x_in, const Tensor& w_in, const Tensor* bias, Tensor& out, bool accumulate,
+                 MatmulPrecision precision) {
+  TCAT_CHECK(w_in.ndim() == 2, "linear: weight must be 2-D, got {}", w_in.desc());
+  const int64_t N = w_in.dim(0), K = w_in.dim(1);
+  TCAT_CHECK(x_in.ndim() >= 1 && x_in.dim(-1) == K, "linear: input {} does not match weight {} (expects last dim {})",
+             x_in.desc(), w_in.desc(), K);
+  const int64_t R = x_in.numel() / K;
+  TCAT_CHECK(out.defined() && out.numel() == R * N && out.dim(-1) == N && out.is_contiguous() &&
+                 out.dtype() == DType::F32,
+             "linear: output {} does not fit input {} and weight {}", out.desc(), x_in.desc(), w_in.desc());
+  if (bias) {
+    TCAT_CHECK(bias->numel() == N, "linear: bias {} does not match weight {}", bias->desc(), w_in.desc());
+  }
+  float* o = out.data<float>();
+  float beta = accumulate ? 1.0f : 0.0f;
+  if (bias) {
+    const Tensor bc = bias->contiguous().to(DType::F32);
+    const float* bp = bc.data<float>();
+    // Bias goes into the output first so the GEMM adds onto it (beta = 1): no separate pass.
+#pragma omp parallel for if (R * N > 65536)
+    for (int64_t r = 0; r < R; ++r) {
+      float* row = o + r * N;
+      if (accumulate) {
+        for (int64_t n = 0; n < N; ++n) row[n] += bp[n];
+      } else {
+        for (int64_t n = 0; n < N; ++n) row[n] = bp[n];
+      }
+    }
+    beta = 1.0f;
+  }
+  if (precision == MatmulPrecision::F32) {
+    const Tensor x = x_in.to(DType::F32).contiguous();
+    const Tensor w = w_in.to(DType::F32).contiguous();
+    sgemm(false, true, R, N, K, 1.0f, x.data<float>(), K, w.data<float>(), K, beta, o, N);
+  } else {
+    const Tensor x = x_in.to(DType::BF16).contiguous();
+    const Tensor w = w_in.to(DType::BF16).contiguous();
+    gemm_bf16(false, true, R, N, K, 1.0f, x.data<bf16>(), K, w.data<bf16>(), K, beta, o, N);
+  }
+}
+
+Tensor linear(const Tensor& x, const Tensor& w, const Tensor* bias, MatmulPrecision precision) {
+  Shape shape = x.shape();
+  TCAT_CHECK(!shape.empty() && w.ndim() == 2, "linear: input {} / weight {}", x.desc(), w.desc());
+  shape.back() = w.dim(0);
+  Tensor out = Tensor::empty(shape);
+  linear_into(x, w, bias, out, false, precision);
+  return out;
+}
+
+}  // namespace tcat::kernels

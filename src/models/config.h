@@ -1,0 +1,44 @@
+// ArchConfig: the knobs that tell one Transformer from another (DESIGN.md §3). Every model tcat
+// builds is this config plus weights; checkpoints store it as JSON so they describe themselves.
+#pragma once
+#include <nlohmann/json.hpp>
+#include <string>
+
+#include "nn/layers.h"
+
+namespace tcat::models {
+
+enum class Layout { EncoderDecoder, EncoderOnly, DecoderOnly };
+enum class PositionKind { Sinusoidal, Learned, None };
+
+struct ArchConfig {
+  Layout layout = Layout::EncoderDecoder;
+  int64_t vocab = 32000, d_model = 512, heads = 8, kv_heads = 0, d_ff = 2048;
+  int64_t enc_layers = 6, dec_layers = 6, max_positions = 1024;
+  nn::NormKind norm = nn::NormKind::LayerNorm;
+  bool pre_norm = false;
+  bool final_norm = false;        // a norm after the last layer of each stack
+  float norm_eps = 1e-5f;
+  PositionKind position = PositionKind::Sinusoidal;
+  nn::Activation activation = nn::Activation::ReLU;
+  bool gated_ffn = false;
+  bool parallel_block = false;
+  bool bias = true;
+  bool share_embeddings = true;   // encoder-decoder: source and target use one table
+  bool tie_output = true;         // output projection = (target) embedding matrix
+  bool scale_embeddings = true;   // multiply token embeddings by sqrt(d_model)
+  float dropout = 0.1f;
+  int64_t pad_id = 0;
+
+  // Throws UsageError naming the first impossible value (heads not dividing d_model, ...).
+  void validate() const;
+  nlohmann::json to_json() const;
+  static ArchConfig from_json(const nlohmann::json& j);  // unknown keys and bad values are errors
+};
+
+// Named configurations: "transformer-base", "transformer-big" (Vaswani et al. 2017, Table 3),
+// "transformer-tiny" (for tests and demos). Unknown names list the known ones.
+ArchConfig preset(const std::string& name, int64_t vocab);
+std::vector<std::string> preset_names();
+
+}  // namespace tcat::models

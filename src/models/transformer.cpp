@@ -1,0 +1,136 @@
+#include "models/transformer.h"
+
+#include <cmath>
+
+namespace tcat::models {
+
+Tensor padding_mask(const Tensor& ids, int64_t pad_id) {
+  const Tensor c = ids.to(DType::I64).contiguous();
+  Tensor m = Tensor::empty(ids.shape(), DType::U8);
+  const int64_t* p = c.data<int64_t>();
+  uint8_t* q = m.data<uint8_t>();
+  for (int64_t i = 0; i < c.numel(); ++i) q[i] = p[i] != pad_id;
+  return m;
+}
+
+Tensor sinusoidal_table(int64_t positions, int64_t d) {
+  Tensor t = Tensor::zeros({positions, d});
+  float* p = t.data<float>();
+  for (int64_t pos = 0; pos < positions; ++pos) {
+    for (int64_t i = 0; i < d; i += 2) {
+      // Same float32 computation as the reference implementations, so tables match bit for bit.
+      const float div = std::exp(float(i) * (-std::log(10000.0f) / float(d)));
+      const float angle = float(pos) * div;
+      p[pos * d + i] = std::sin(angle);
+      if (i + 1 < d) p[pos * d + i + 1] = std::cos(angle);
+    }
+  }
+  return t;
+}
+
+Transformer::Transformer(const ArchConfig& config, Rng& rng) : cfg_(config) {
+  cfg_.validate();
+  const float emb_std = 1.0f / std::sqrt(float(cfg_.d_model));
+  const bool has_encoder = cfg_.layout != Layout::DecoderOnly;
+  const bool has_decoder = cfg_.layout != Layout::EncoderOnly;
+
+  if (has_encoder) {
+    src_embed_ = std::make_unique<nn::Embedding>(cfg_.vocab, cfg_.d_model, emb_std, rng);
+    add_module(has_decoder && cfg_.share_embeddings ? "embed" : "src_embed", *src_embed_);
+  }
+  if (has_decoder) {
+    if (has_encoder && cfg_.share_embeddings) {
+      tgt_embed_ = nullptr;  // decode() uses src_embed_
+    } else {
+      tgt_embed_ = std::make_unique<nn::Embedding>(cfg_.vocab, cfg_.d_model, emb_std, rng);
+      add_module(has_encoder ? "tgt_embed" : "embed", *tgt_embed_);
+    }
+  }
+  if (cfg_.position == PositionKind::Learned) {
+    pos_embed_ = std::make_unique<nn::Embedding>(cfg_.max_positions, cfg_.d_model, 0.02f, rng);
+    add_module("pos_embed", *pos_embed_);
+  } else if (cfg_.position == PositionKind::Sinusoidal) {
+    sinusoids_ = sinusoidal_table(cfg_.max_positions, cfg_.d_model);
+  }
+
+  nn::BlockOptions block{cfg_.d_model, cfg_.heads,     cfg_.kv_heads,       cfg_.d_ff,
+                         false,        false,          cfg_.norm,           cfg_.norm_eps,
+                         cfg_.pre_norm, cfg_.parallel_block, cfg_.activation, cfg_.gated_ffn,
+                         cfg_.bias,    cfg_.dropout};
+  auto make_stack = [&](int64_t n, bool causal, bool cross, std::vector<std::unique_ptr<nn::TransformerBlock>>& out,
+                        Stack& stack, Stack& layers, std::unique_ptr<nn::Norm>& final_norm, const char* name) {
+    block.causal = causal;
+    block.cross = cross;
+    for (int64_t i = 0; i < n; ++i) {
+      out.push_back(std::make_unique<nn::TransformerBlock>(block, rng));
+      layers.add(std::to_string(i), *out.back());
+    }
+    stack.add("layers", layers);
+    if (cfg_.final_norm) {
+      final_norm = std::make_unique<nn::Norm>(cfg_.norm, cfg_.d_model, cfg_.norm_eps, cfg_.bias);
+      stack.add("final_norm", *final_norm);
+    }
+    add_module(name, stack);
+  };
+  if (has_encoder)
+    make_stack(cfg_.enc_layers, false, false, encoder_, encoder_stack_, encoder_layers_, encoder_norm_, "encoder");
+  if (has_decoder)
+    make_stack(cfg_.dec_layers, true, has_encoder, decoder_, decoder_stack_, decoder_layers_, decoder_norm_,
+               "decoder");
+  if (!cfg_.tie_output) {
+    lm_head_ = std::make_unique<nn::Linear>(cfg_.d_model, cfg_.vocab, false, rng);
+    add_module("lm_head", *lm_head_);
+  }
+}
+
+Var Transformer::embed(const nn::Embedding& table, const Tensor& ids, const ForwardContext& ctx) const {
+  TCAT_CHECK(ids.ndim() == 2, "token ids must be [batch, time], got {}", ids.desc());
+  const int64_t T = ids.dim(1);
+  TCAT_CHECK(T <= cfg_.max_positions, "sequence of {} tokens exceeds the model's {} positions", T,
+             cfg_.max_positions);
+  Var x = table.forward(ids);
+  if (cfg_.scale_embeddings) x = ag::scale(x, std::sqrt(float(cfg_.d_model)));
+  if (cfg_.position == PositionKind::Sinusoidal) {
+    x = ag::add(x, Var(sinusoids_.slice(0, 0, T)));
+  } else if (cfg_.position == PositionKind::Learned) {
+    std::vector<int64_t> pos(static_cast<size_t>(T));
+    for (int64_t i = 0; i < T; ++i) pos[size_t(i)] = i;
+    x = ag::add(x, pos_embed_->forward(Tensor::from_ids(pos, {T})));
+  }
+  if (ctx.training) x = ag::dropout(x, cfg_.dropout, *ctx.rng);
+  return x;
+}
+
+Var Transformer::run_stack(const std::vector<std::unique_ptr<nn::TransformerBlock>>& layers,
+                           const nn::Norm* final_norm, Var x, const Tensor* x_valid, const Var& memory,
+                           const Tensor* memory_valid, const ForwardContext& ctx) const {
+  for (const auto& layer : layers) x = layer->forward(x, x_valid, memory, memory_valid, ctx);
+  return final_norm ? final_norm->forward(x) : x;
+}
+
+Var Transformer::encode(const Tensor& src, const Tensor* src_valid, const ForwardContext& ctx) const {
+  TCAT_CHECK(src_embed_, "this {} model has no encoder", cfg_.to_json()["layout"].get<std::string>());
+  return run_stack(encoder_, encoder_norm_.get(), embed(*src_embed_, src, ctx), src_valid, Var(), nullptr, ctx);
+}
+
+Var Transformer::decode(const Tensor& tgt, const Tensor* tgt_valid, const Var& memory, const Tensor* src_valid,
+                        const ForwardContext& ctx) const {
+  TCAT_CHECK(!decoder_.empty(), "this encoder-only model has no decoder");
+  const nn::Embedding& table = tgt_embed_ ? *tgt_embed_ : *src_embed_;
+  return run_stack(decoder_, decoder_norm_.get(), embed(table, tgt, ctx), tgt_valid, memory, src_valid, ctx);
+}
+
+Var Transformer::project(const Var& hidden) const {
+  if (lm_head_) return lm_head_->forward(hidden);
+  const nn::Embedding& table = tgt_embed_ ? *tgt_embed_ : *src_embed_;
+  return ag::linear(hidden, table.weight, Var());
+}
+
+Var Transformer::forward(const Tensor& src, const Tensor& tgt_in, const ForwardContext& ctx) const {
+  const Tensor src_valid = padding_mask(src, cfg_.pad_id);
+  const Tensor tgt_valid = padding_mask(tgt_in, cfg_.pad_id);
+  const Var memory = encode(src, &src_valid, ctx);
+  return project(decode(tgt_in, &tgt_valid, memory, &src_valid, ctx));
+}
+
+}  // namespace tcat::models

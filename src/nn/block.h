@@ -1,0 +1,44 @@
+// One Transformer layer: self-attention, optional cross-attention, feed-forward; each sublayer
+// wrapped in a residual connection with pre- or post-normalisation, or attention and FFN run in
+// parallel from the same input (GPT-J / GPT-NeoX / PaLM).
+#pragma once
+#include <functional>
+
+#include "nn/attention.h"
+
+namespace tcat::nn {
+
+struct BlockOptions {
+  int64_t d_model = 0, heads = 0, kv_heads = 0, d_ff = 0;
+  bool causal = false;        // masked self-attention (decoder)
+  bool cross = false;         // encoder-decoder attention after self-attention
+  NormKind norm = NormKind::LayerNorm;
+  float norm_eps = 1e-5f;
+  bool pre_norm = false;
+  bool parallel = false;      // x + attn(norm1 x) + ffn(norm2 x)
+  Activation activation = Activation::ReLU;
+  bool gated_ffn = false;
+  bool bias = true;
+  float dropout = 0.0f;
+};
+
+class TransformerBlock : public Module {
+ public:
+  TransformerBlock(const BlockOptions& opt, Rng& rng);
+  // x [B, T, d]; x_valid masks padded keys of x; memory/memory_valid for cross-attention.
+  Var forward(const Var& x, const Tensor* x_valid, const Var& memory, const Tensor* memory_valid,
+              const ForwardContext& ctx) const;
+
+ private:
+  Var residual(const Var& x, const Norm& norm, const std::function<Var(const Var&)>& sublayer,
+               const ForwardContext& ctx) const;
+
+  BlockOptions opt_;
+  MultiHeadAttention self_attn_;
+  std::unique_ptr<MultiHeadAttention> cross_attn_;
+  FeedForward ffn_;
+  Norm norm_self_, norm_ffn_;
+  std::unique_ptr<Norm> norm_cross_;
+};
+
+}  // namespace tcat::nn

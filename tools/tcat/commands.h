@@ -1,0 +1,19 @@
+// Every subcommand registers itself through one function listed in main.cpp's table. The
+// command's run callback parses nothing itself and calls the library.
+#pragma once
+#include <CLI/CLI.hpp>
+
+namespace tcat::cli {
+
+// Options every subcommand shares (parsed on the top-level app).
+struct GlobalOptions {
+  int threads = 0;
+  bool check_numerics = false;
+  bool quiet = false;
+};
+const GlobalOptions& global_options();
+
+void register_version(CLI::App& app);
+void register_demo(CLI::App& app);
+
+}  // namespace tcat::cli
