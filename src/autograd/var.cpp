@@ -75,17 +75,18 @@ void Var::backward() {
     kernels::add_inplace(impl_->grad, one);
     return;
   }
-  // Reverse topological order by iterative depth-first search over the nodes.
-  std::vector<VarImpl*> order;
+  // Reverse topological order by iterative depth-first search over the nodes. `order` owns the
+  // VarImpls so that releasing a node's inputs mid-pass cannot free one still to be visited.
+  std::vector<std::shared_ptr<VarImpl>> order;
   std::unordered_set<VarImpl*> visited;
-  std::vector<std::pair<VarImpl*, size_t>> stack{{impl_.get(), 0}};
+  std::vector<std::pair<std::shared_ptr<VarImpl>, size_t>> stack{{impl_, 0}};
   visited.insert(impl_.get());
   while (!stack.empty()) {
     auto& [v, next] = stack.back();
     const auto& inputs = v->grad_fn->inputs;
     if (next < inputs.size()) {
-      VarImpl* in = inputs[next++].get();
-      if (in && in->grad_fn && in->requires_grad && visited.insert(in).second) stack.push_back({in, 0});
+      const std::shared_ptr<VarImpl>& in = inputs[next++];
+      if (in && in->grad_fn && in->requires_grad && visited.insert(in.get()).second) stack.push_back({in, 0});
     } else {
       order.push_back(v);
       stack.pop_back();
@@ -94,12 +95,12 @@ void Var::backward() {
   std::unordered_map<VarImpl*, Tensor> pending;
   pending.emplace(impl_.get(), Tensor::full(impl_->value.shape(), 1.0f));
   for (auto it = order.rbegin(); it != order.rend(); ++it) {
-    VarImpl* v = *it;
+    VarImpl* v = it->get();
+    std::shared_ptr<Node> node = std::move(v->grad_fn);  // releases the graph as we go
     auto found = pending.find(v);
     if (found == pending.end()) continue;  // no gradient flowed into this node
     Tensor g = std::move(found->second);
     pending.erase(found);
-    std::shared_ptr<Node> node = std::move(v->grad_fn);  // releases the graph as we go
     PassSink sink(*node, pending);
     node->backward(g, sink);
   }

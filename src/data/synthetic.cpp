@@ -24,7 +24,7 @@ Seq2SeqBatch synthetic_batch(const SyntheticOptions& opt, int64_t batch, Rng& rn
   std::vector<std::vector<int64_t>> sources, targets;
   for (int64_t b = 0; b < batch; ++b) {
     const int64_t len = opt.min_len + int64_t(rng.below(uint64_t(opt.max_len - opt.min_len + 1)));
-    std::vector<int64_t> s(size_t(len));
+    std::vector<int64_t> s(static_cast<size_t>(len));
     for (auto& v : s) v = 3 + int64_t(rng.below(uint64_t(opt.vocab - 3)));
     targets.push_back(synthetic_target(s, opt.task));
     sources.push_back(std::move(s));

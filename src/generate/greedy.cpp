@@ -16,7 +16,7 @@ std::vector<std::vector<int64_t>> greedy_decode(const models::Transformer& model
   const Tensor src_valid = models::padding_mask(src, cfg.pad_id);
   const ag::Var memory = model.encode(src, &src_valid, eval);
 
-  std::vector<std::vector<int64_t>> out(size_t(B));
+  std::vector<std::vector<int64_t>> out(static_cast<size_t>(B));
   std::vector<bool> done(size_t(B), false);
   std::vector<int64_t> prefix(size_t(B), opt.bos_id);  // [B, t] row-major, grows by one column per step
   for (int64_t t = 1; t <= opt.max_len; ++t) {
@@ -25,7 +25,7 @@ std::vector<std::vector<int64_t>> greedy_decode(const models::Transformer& model
     const Tensor last = ag::slice(hidden, 1, t - 1, t).value().contiguous();
     const Tensor logits = model.project(ag::Var(last)).value();  // [B, 1, V]
     const float* l = logits.data<float>();
-    std::vector<int64_t> next(size_t(B));
+    std::vector<int64_t> next(static_cast<size_t>(B));
     bool all_done = true;
     for (int64_t b = 0; b < B; ++b) {
       const float* row = l + b * cfg.vocab;
@@ -43,7 +43,7 @@ std::vector<std::vector<int64_t>> greedy_decode(const models::Transformer& model
       all_done = all_done && done[size_t(b)];
     }
     if (all_done) break;
-    std::vector<int64_t> grown(size_t(B * (t + 1)));
+    std::vector<int64_t> grown(static_cast<size_t>(B * (t + 1)));
     for (int64_t b = 0; b < B; ++b) {
       std::copy(prefix.begin() + b * t, prefix.begin() + (b + 1) * t, grown.begin() + b * (t + 1));
       grown[size_t(b * (t + 1) + t)] = next[size_t(b)];

@@ -94,7 +94,7 @@ TEST_P(TransformerParity, MatchesTorchLogitsLossGradsAndAdamSteps) {
   Rng rng(1);
   models::Transformer model(cfg, rng);
 
-  const auto params = model.named_parameters();
+  auto params = model.named_parameters();
   for (auto& [name, var] : params) var.value().copy_from(fixture_tensor(f, "param.", torch_source(name, cfg.d_model)));
 
   const Tensor src = f.get("input.src"), tgt_in = f.get("input.tgt_in"), tgt_out = f.get("input.tgt_out");
@@ -130,8 +130,25 @@ TEST_P(TransformerParity, MatchesTorchLogitsLossGradsAndAdamSteps) {
   loss2.backward();
   train::clip_grad_norm(model.parameters(), 1.0f);
   adam.step(1e-3f);
-  for (auto& [name, var] : params)
-    expect_close(var.value(), fixture_tensor(f, "adam2.", torch_source(name, cfg.d_model)), "adam2 " + name);
+  for (auto& [name, var] : params) {
+    const Source src = torch_source(name, cfg.d_model);
+    // The key-projection bias has an identically zero gradient (softmax ignores a constant added
+    // to every score of a row), so both sides hold rounding noise there, which Adam's m/sqrt(v)
+    // turns into arbitrary steps of up to lr. Those entries are checked to have stayed within two
+    // such steps; every other entry must match to 1e-4.
+    const auto grad = fixture_tensor(f, "grad.", src).to_vector();
+    float max_grad = 0;
+    for (float g : grad) max_grad = std::max(max_grad, std::fabs(g));
+    const auto initial = fixture_tensor(f, "param.", src).to_vector();
+    Tensor expected = fixture_tensor(f, "adam2.", src).clone();
+    Tensor actual = var.value().clone();
+    for (size_t i = 0; i < grad.size(); ++i) {
+      if (std::fabs(grad[i]) > 1e-6f * max_grad) continue;
+      EXPECT_LE(std::fabs(actual.data<float>()[i] - initial[i]), 2 * 1e-3f + 1e-6f) << name << "[" << i << "]";
+      actual.data<float>()[i] = expected.data<float>()[i];
+    }
+    expect_close(actual, expected, "adam2 " + name);
+  }
 }
 
 INSTANTIATE_TEST_SUITE_P(Fixtures, TransformerParity, ::testing::Values("postnorm", "prenorm"));

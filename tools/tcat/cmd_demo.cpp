@@ -12,7 +12,8 @@ void register_demo(CLI::App& app) {
       "demo", "train a small Transformer on a synthetic task (copy or reverse) and show what it learned");
   struct Args {
     std::string task = "copy";
-    int64_t steps = 0, batch = 0;
+    int64_t steps = 0, batch = 0, warmup = 0;
+    float lr_factor = 0;
     uint64_t seed = 1;
     bool bf16 = false;
   };
@@ -20,12 +21,16 @@ void register_demo(CLI::App& app) {
   cmd->add_option("task", args->task, "copy | reverse")->check(CLI::IsMember({"copy", "reverse"}));
   cmd->add_option("--steps", args->steps, "training steps (default 1200)")->check(CLI::PositiveNumber);
   cmd->add_option("--batch", args->batch, "sequences per step (default 64)")->check(CLI::PositiveNumber);
+  cmd->add_option("--warmup", args->warmup, "Noam warmup steps (default 200)")->check(CLI::PositiveNumber);
+  cmd->add_option("--lr-factor", args->lr_factor, "Noam learning-rate factor (default 1)")->check(CLI::PositiveNumber);
   cmd->add_option("--seed", args->seed, "random seed");
   cmd->add_flag("--bf16", args->bf16, "bf16 mixed precision");
   cmd->callback([args] {
     auto opt = train::default_synthetic_run(data::synthetic_task_from_name(args->task));
     if (args->steps) opt.steps = args->steps;
     if (args->batch) opt.batch = args->batch;
+    if (args->warmup) opt.warmup = args->warmup;
+    if (args->lr_factor > 0) opt.lr_factor = args->lr_factor;
     opt.seed = args->seed;
     opt.bf16 = args->bf16;
     const bool progress = !global_options().quiet && isatty(STDERR_FILENO);
