@@ -40,12 +40,11 @@ TCAT_DISPATCH void layer_norm_backward_row(const float* __restrict dy, const flo
                                            float* __restrict dbeta_acc) {
   const float mean_g = vsum(n, [dy, gamma](int64_t i) { return dy[i] * gamma[i]; }) / float(n);
   const float mean_gx = vsum(n, [=](int64_t i) { return dy[i] * gamma[i] * (x[i] - mean) * rstd; }) / float(n);
-  for (int64_t i = 0; i < n; ++i) dx[i] = rstd * (dy[i] * gamma[i] - mean_g - (x[i] - mean) * rstd * mean_gx);
-  if (dgamma_acc) {
-    for (int64_t i = 0; i < n; ++i) dgamma_acc[i] += dy[i] * (x[i] - mean) * rstd;
-  }
-  if (dbeta_acc) {
-    for (int64_t i = 0; i < n; ++i) dbeta_acc[i] += dy[i];
+  for (int64_t i = 0; i < n; ++i) {
+    const float xhat = (x[i] - mean) * rstd;
+    dx[i] = rstd * (dy[i] * gamma[i] - mean_g - xhat * mean_gx);
+    dgamma_acc[i] += dy[i] * xhat;
+    dbeta_acc[i] += dy[i];
   }
 }
 
@@ -62,23 +61,24 @@ TCAT_DISPATCH void rms_norm_backward_row(const float* __restrict dy, const float
                                          const float* __restrict gamma, float rstd, int64_t n, float* __restrict dx,
                                          float* __restrict dgamma_acc) {
   const float mean_gx = vsum(n, [=](int64_t i) { return dy[i] * gamma[i] * x[i] * rstd; }) / float(n);
-  for (int64_t i = 0; i < n; ++i) dx[i] = rstd * (dy[i] * gamma[i] - x[i] * rstd * mean_gx);
-  if (dgamma_acc) {
-    for (int64_t i = 0; i < n; ++i) dgamma_acc[i] += dy[i] * x[i] * rstd;
+  for (int64_t i = 0; i < n; ++i) {
+    const float xhat = x[i] * rstd;
+    dx[i] = rstd * (dy[i] * gamma[i] - xhat * mean_gx);
+    dgamma_acc[i] += dy[i] * xhat;
   }
 }
 
-// Per-thread row sums of a [D] parameter gradient, added into `grad` (when defined) at the end.
+// Per-thread row sums of a [D] parameter gradient, added into `grad` at the end. They are
+// computed even when `grad` is undefined (and then dropped): one fused row loop serves both cases.
 class ParamGradSums {
  public:
-  ParamGradSums(const char* op, Tensor& grad, const char* name, int64_t d, int threads) : grad_(grad), d_(d) {
-    if (!grad.defined()) return;
-    detail::check_output(op, grad, name, {d});
-    sums_.assign(size_t(threads * d), 0.0f);
+  ParamGradSums(const char* op, Tensor& grad, const char* name, int64_t d, int threads)
+      : grad_(grad), d_(d), sums_(static_cast<size_t>(threads * d), 0.0f) {
+    if (grad.defined()) detail::check_output(op, grad, name, {d});
   }
-  float* for_thread(int t) { return sums_.empty() ? nullptr : sums_.data() + t * d_; }
+  float* for_thread(int t) { return sums_.data() + t * d_; }
   void add_into_grad() {
-    if (sums_.empty()) return;
+    if (!grad_.defined()) return;
     float* g = grad_.data<float>();
     const int64_t threads = int64_t(sums_.size()) / d_;
     for (int64_t t = 0; t < threads; ++t) {

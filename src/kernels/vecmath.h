@@ -65,21 +65,26 @@ namespace tcat::kernels {
   return blend(x < 0.0f, 2.0f - tail, tail);
 }
 
-// Reductions over f(i), i in [0, n), with 32 independent partial results: with one vector
-// accumulator (what a plain omp simd reduction gives) every step waits on the previous one.
+// Reductions over f(i), i in [0, n), with 32 independent partial results combined as a tree:
+// with one vector accumulator (what a plain omp simd reduction gives) every step waits on the
+// previous one, and so does a serial combine of the partials, which dominates short rows.
 template <typename F, typename Combine>
 [[gnu::always_inline]] inline float vreduce(int64_t n, float init, F f, Combine combine) {
-  constexpr int64_t kLanes = 32;
+  constexpr int64_t kLanes = 32, kTail = 8;
   float partial[kLanes];
   for (int64_t j = 0; j < kLanes; ++j) partial[j] = init;
   int64_t i = 0;
   for (; i + kLanes <= n; i += kLanes) {
     for (int64_t j = 0; j < kLanes; ++j) partial[j] = combine(partial[j], f(i + j));
   }
-  float r = init;
-  for (; i < n; ++i) r = combine(r, f(i));
-  for (int64_t j = 0; j < kLanes; ++j) r = combine(r, partial[j]);
-  return r;
+  for (; i + kTail <= n; i += kTail) {
+    for (int64_t j = 0; j < kTail; ++j) partial[j] = combine(partial[j], f(i + j));
+  }
+  for (int64_t j = 0; i + j < n; ++j) partial[j] = combine(partial[j], f(i + j));
+  for (int64_t width = kLanes / 2; width >= 1; width /= 2) {
+    for (int64_t j = 0; j < width; ++j) partial[j] = combine(partial[j], partial[j + width]);
+  }
+  return partial[0];
 }
 
 template <typename F>
