@@ -13,7 +13,7 @@ namespace tcat::train {
 struct SyntheticRunOptions {
   data::SyntheticOptions task;
   models::ArchConfig arch;     // vocab is set from the task
-  int64_t steps = 1200, batch = 64, warmup = 200;
+  int64_t steps = 1200, batch = 64, warmup = 200;  // default_synthetic_run sets steps per task
   float lr_factor = 1.0f;      // Noam factor
   int64_t eval_examples = 500;
   uint64_t seed = 1;
