@@ -18,7 +18,8 @@ const GlobalOptions& global_options() { return g_options; }
 int main(int argc, char** argv) {
   using namespace tcat;
   CLI::App app{"tcat: the Transformer catalog, runnable (train, load, generate, compare)", "tcat"};
-  app.require_subcommand(1);
+  // At most one subcommand; an unknown word is then reported as not expected, naming it.
+  app.require_subcommand(0, 1);
   app.fallthrough();
   auto& g = cli::g_options;
   app.add_option("-t,--threads", g.threads, "worker threads (default: all cores)")->check(CLI::Range(1, 1024));
@@ -34,9 +35,12 @@ int main(int argc, char** argv) {
   });
   try {
     app.parse(argc, argv);
+    if (app.get_subcommands().empty()) {
+      fmt::print(stderr, "{}\ntcat: a command is required\n", app.help());
+      return 2;
+    }
   } catch (const CLI::ParseError& e) {
-    const int code = app.exit(e);
-    return e.get_exit_code() == 0 ? 0 : (code == 0 ? 0 : 2);
+    return app.exit(e) == 0 ? 0 : 2;
   } catch (const UsageError& e) {
     fmt::print(stderr, "tcat: {}\n", e.what());
     return 2;
