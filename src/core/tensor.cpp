@@ -354,23 +354,22 @@ void Tensor::zero() {
   }
 }
 
-std::vector<float> Tensor::to_vector() const {
-  std::vector<float> out(static_cast<size_t>(numel()));
-  const void* sp = raw_data();
+namespace {
+
+template <typename T>
+std::vector<T> gather_as(const Tensor& t) {
+  std::vector<T> out(static_cast<size_t>(t.numel()));
+  const void* sp = t.raw_data();
   size_t i = 0;
-  for_each_index(shape_, strides_, strides_,
-                 [&](int64_t off, int64_t) { out[i++] = float(load_as_double(sp, off, dtype_)); });
+  for_each_index(t.shape(), t.strides(), t.strides(),
+                 [&](int64_t off, int64_t) { out[i++] = T(load_as_double(sp, off, t.dtype())); });
   return out;
 }
 
-std::vector<int64_t> Tensor::to_ids() const {
-  std::vector<int64_t> out(static_cast<size_t>(numel()));
-  const void* sp = raw_data();
-  size_t i = 0;
-  for_each_index(shape_, strides_, strides_,
-                 [&](int64_t off, int64_t) { out[i++] = int64_t(load_as_double(sp, off, dtype_)); });
-  return out;
-}
+}  // namespace
+
+std::vector<float> Tensor::to_vector() const { return gather_as<float>(*this); }
+std::vector<int64_t> Tensor::to_ids() const { return gather_as<int64_t>(*this); }
 
 float Tensor::item() const {
   TCAT_CHECK(numel() == 1, "item() of {} with {} elements", desc(), numel());

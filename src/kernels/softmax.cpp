@@ -112,29 +112,32 @@ void check_logits(const char* op, const Tensor& t, const char* name) {
 
 }  // namespace
 
-Tensor softmax(const Tensor& x_in) {
-  const Tensor x = f32_contiguous(x_in, "softmax", "x");
-  const int64_t d = detail::row_length(x, "softmax");
+namespace {
+
+// Applies row(x_row, y_row, d) to every row of the last dimension.
+template <typename RowFn>
+Tensor row_forward(const char* op, const Tensor& x_in, RowFn row) {
+  const Tensor x = f32_contiguous(x_in, op, "x");
+  const int64_t d = detail::row_length(x, op);
   Tensor y = Tensor::empty(x.shape());
   const float* px = x.data<float>();
   float* py = y.data<float>();
-  detail::parallel_rows(x.numel() / d, d, [&](int64_t r) { softmax_row(px + r * d, py + r * d, d); });
+  detail::parallel_rows(x.numel() / d, d, [&](int64_t r) { row(px + r * d, py + r * d, d); });
   return y;
 }
+
+}  // namespace
+
+Tensor softmax(const Tensor& x) { return row_forward("softmax", x, softmax_row); }
 
 Tensor softmax_backward(const Tensor& y, const Tensor& dy) {
   return row_backward("softmax_backward", y, dy, softmax_backward_row);
 }
 
-Tensor log_softmax(const Tensor& x_in) {
-  const Tensor x = f32_contiguous(x_in, "log_softmax", "x");
-  const int64_t d = detail::row_length(x, "log_softmax");
-  Tensor y = Tensor::empty(x.shape());
-  const float* px = x.data<float>();
-  float* py = y.data<float>();
-  detail::parallel_rows(x.numel() / d, d,
-                        [&](int64_t r) { write_log_softmax(px + r * d, row_lse(px + r * d, d), py + r * d, d); });
-  return y;
+Tensor log_softmax(const Tensor& x) {
+  return row_forward("log_softmax", x, [](const float* xr, float* yr, int64_t d) {
+    write_log_softmax(xr, row_lse(xr, d), yr, d);
+  });
 }
 
 Tensor log_softmax_backward(const Tensor& y, const Tensor& dy) {

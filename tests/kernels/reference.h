@@ -101,18 +101,6 @@ inline Vec map_grad(const Vec& x, const Vec& dy, double (*fprime)(double)) {
 
 // ---- row-wise ops over the last dimension (length d) ----
 
-inline Vec softmax(const Vec& x, int64_t d) {
-  Vec y(x.size());
-  for (size_t r = 0; r < x.size() / size_t(d); ++r) {
-    const double* row = &x[r * size_t(d)];
-    double m = -INFINITY, s = 0;
-    for (int64_t i = 0; i < d; ++i) m = std::max(m, row[i]);
-    for (int64_t i = 0; i < d; ++i) s += std::exp(row[i] - m);
-    for (int64_t i = 0; i < d; ++i) y[r * size_t(d) + size_t(i)] = std::exp(row[i] - m) / s;
-  }
-  return y;
-}
-
 inline Vec log_softmax(const Vec& x, int64_t d) {
   Vec y(x.size());
   for (size_t r = 0; r < x.size() / size_t(d); ++r) {
@@ -122,6 +110,12 @@ inline Vec log_softmax(const Vec& x, int64_t d) {
     for (int64_t i = 0; i < d; ++i) s += std::exp(row[i] - m);
     for (int64_t i = 0; i < d; ++i) y[r * size_t(d) + size_t(i)] = row[i] - m - std::log(s);
   }
+  return y;
+}
+
+inline Vec softmax(const Vec& x, int64_t d) {
+  Vec y = log_softmax(x, d);
+  for (double& v : y) v = std::exp(v);
   return y;
 }
 
