@@ -32,8 +32,10 @@ class Adam {
   void step(float lr);
   void zero_grad();
   int64_t steps() const { return step_; }
+  const std::vector<ParamGroup>& groups() const { return groups_; }
 
-  // Optimizer state, for checkpoints: moments per parameter, in group order.
+  // Optimizer state, for checkpoints: first and second moment of each parameter (m0, v0, m1, v1, ...),
+  // parameters in group order.
   std::vector<Tensor> state_tensors() const;
   void load_state(const std::vector<Tensor>& tensors, int64_t steps);
 
