@@ -1,28 +1,12 @@
 // End-to-end runs of the tcat binary: exit codes, help, and messages users see.
 #include <gtest/gtest.h>
-#include <sys/wait.h>
 
-#include <array>
-#include <cstdio>
-#include <string>
+#include "cli/run_tcat.h"
 
 namespace {
 
-struct ProcessResult {
-  int exit_code;
-  std::string output;  // stdout and stderr together
-};
-
-ProcessResult run_tcat(const std::string& args) {
-  const std::string cmd = std::string(TCAT_BINARY) + " " + args + " 2>&1";
-  FILE* p = popen(cmd.c_str(), "r");
-  if (!p) return {-1, "popen failed"};
-  std::string out;
-  std::array<char, 4096> buf{};
-  while (size_t n = fread(buf.data(), 1, buf.size(), p)) out.append(buf.data(), n);
-  const int status = pclose(p);
-  return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, out};
-}
+using tcat::testing::ProcessResult;
+using tcat::testing::run_tcat;
 
 bool contains(const std::string& s, const std::string& part) { return s.find(part) != std::string::npos; }
 
