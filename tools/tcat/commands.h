@@ -16,5 +16,6 @@ const GlobalOptions& global_options();
 void register_version(CLI::App& app);
 void register_demo(CLI::App& app);
 void register_bleu(CLI::App& app);
+void register_tokenizer(CLI::App& app);
 
 }  // namespace tcat::cli
