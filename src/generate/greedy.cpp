@@ -7,48 +7,36 @@ namespace tcat::generate {
 std::vector<std::vector<int64_t>> greedy_decode(const models::Transformer& model, const Tensor& src,
                                                 const GreedyOptions& opt) {
   ag::NoGradGuard no_grad;
-  const auto& cfg = model.config();
-  TCAT_CHECK(cfg.layout == models::Layout::EncoderDecoder, "greedy_decode needs an encoder-decoder model");
-  TCAT_CHECK(opt.max_len >= 1 && opt.max_len < cfg.max_positions,
-             "greedy_decode: max_len {} must be in [1, {})", opt.max_len, cfg.max_positions);
-  const int64_t B = src.dim(0);
-  const nn::ForwardContext eval{false, nullptr};
-  const Tensor src_valid = models::padding_mask(src, cfg.pad_id);
-  const ag::Var memory = model.encode(src, &src_valid, eval);
-
-  std::vector<std::vector<int64_t>> out(static_cast<size_t>(B));
-  std::vector<bool> done(size_t(B), false);
-  std::vector<int64_t> prefix(size_t(B), opt.bos_id);  // [B, t] row-major, grows by one column per step
-  for (int64_t t = 1; t <= opt.max_len; ++t) {
-    const Tensor tgt = Tensor::from_ids(prefix, {B, t});
-    const ag::Var hidden = model.decode(tgt, nullptr, memory, &src_valid, eval);
-    const Tensor last = ag::slice(hidden, 1, t - 1, t).value().contiguous();
-    const Tensor logits = model.project(ag::Var(last)).value();  // [B, 1, V]
-    const float* l = logits.data<float>();
-    std::vector<int64_t> next(static_cast<size_t>(B));
-    bool all_done = true;
-    for (int64_t b = 0; b < B; ++b) {
-      const float* row = l + b * cfg.vocab;
-      int64_t best = 0;
-      for (int64_t v = 1; v < cfg.vocab; ++v)
-        if (row[v] > row[best]) best = v;
-      next[size_t(b)] = done[size_t(b)] ? cfg.pad_id : best;
-      if (!done[size_t(b)]) {
-        if (best == opt.eos_id) {
-          done[size_t(b)] = true;
-        } else {
-          out[size_t(b)].push_back(best);
-        }
-      }
-      all_done = all_done && done[size_t(b)];
+  SearchStart start = start_search(model, src, opt);
+  const int64_t vocab = model.config().vocab, pad_id = model.config().pad_id;
+  std::vector<std::vector<int64_t>> out(static_cast<size_t>(src.dim(0)));
+  std::vector<int64_t> sentence_of_row(out.size());  // the sentence each state row decodes
+  for (size_t b = 0; b < out.size(); ++b) sentence_of_row[b] = int64_t(b);
+  std::vector<int64_t> tokens(out.size(), opt.bos_id), best(out.size());
+  for (int64_t step = 1; !tokens.empty(); ++step) {
+    const int64_t rows = int64_t(tokens.size());
+    Tensor logits = model.decode_step(Tensor::from_ids(tokens, {rows}), start.state);
+    float* l = logits.data<float>();
+#pragma omp parallel for
+    for (int64_t r = 0; r < rows; ++r) {
+      std::vector<ScoredToken> top;
+      forbid_tokens(l + r * vocab, step - 1, pad_id, opt);
+      best_tokens(l + r * vocab, vocab, 1, top);
+      best[size_t(r)] = top.empty() ? opt.eos_id : top.front().token;  // no finite logit (NaN): stop
     }
-    if (all_done) break;
-    std::vector<int64_t> grown(static_cast<size_t>(B * (t + 1)));
-    for (int64_t b = 0; b < B; ++b) {
-      std::copy(prefix.begin() + b * t, prefix.begin() + (b + 1) * t, grown.begin() + b * (t + 1));
-      grown[size_t(b * (t + 1) + t)] = next[size_t(b)];
+    std::vector<int64_t> keep, next, next_sentence;
+    for (int64_t r = 0; r < rows; ++r) {
+      const int64_t s = sentence_of_row[size_t(r)], token = best[size_t(r)];
+      if (token == opt.eos_id) continue;
+      out[size_t(s)].push_back(token);
+      if (step == start.max_len[size_t(s)]) continue;
+      keep.push_back(r);
+      next.push_back(token);
+      next_sentence.push_back(s);
     }
-    prefix = std::move(grown);
+    if (int64_t(keep.size()) != rows && !keep.empty()) start.state.reorder(keep);
+    tokens = std::move(next);
+    sentence_of_row = std::move(next_sentence);
   }
   return out;
 }

@@ -1,17 +1,14 @@
-// Greedy decoding for encoder-decoder models: the encoder runs once, then the most likely next
-// token is appended until every sequence has produced EOS or max_len tokens. Each step reruns the
-// decoder over the prefix (no KV cache yet), which is fine for short outputs.
+// Greedy decoding for encoder-decoder models: the encoder runs once, then each step feeds every
+// unfinished sentence's last token through the decoder's KV cache and appends the most likely
+// next token. A sentence finishes at EOS or after its max_len steps and leaves the batch.
 #pragma once
 #include <vector>
 
-#include "models/transformer.h"
+#include "generate/search.h"
 
 namespace tcat::generate {
 
-struct GreedyOptions {
-  int64_t bos_id = 1, eos_id = 2;
-  int64_t max_len = 64;  // tokens generated per sequence, EOS excluded
-};
+using GreedyOptions = SearchLimits;
 
 // src i64 [B, S] padded with the model's pad id -> B token sequences without BOS/EOS.
 std::vector<std::vector<int64_t>> greedy_decode(const models::Transformer& model, const Tensor& src,

@@ -1,5 +1,6 @@
 #include "models/transformer.h"
 
+#include <algorithm>
 #include <cmath>
 
 namespace tcat::models {
@@ -83,18 +84,19 @@ Transformer::Transformer(const ArchConfig& config, Rng& rng) : cfg_(config) {
   }
 }
 
-Var Transformer::embed(const nn::Embedding& table, const Tensor& ids, const ForwardContext& ctx) const {
+Var Transformer::embed(const nn::Embedding& table, const Tensor& ids, const ForwardContext& ctx,
+                       int64_t first_position) const {
   TCAT_CHECK(ids.ndim() == 2, "token ids must be [batch, time], got {}", ids.desc());
-  const int64_t T = ids.dim(1);
-  TCAT_CHECK(T <= cfg_.max_positions, "sequence of {} tokens exceeds the model's {} positions", T,
+  const int64_t T = ids.dim(1), end = first_position + T;
+  TCAT_CHECK(end <= cfg_.max_positions, "sequence of {} tokens exceeds the model's {} positions", end,
              cfg_.max_positions);
   Var x = table.forward(ids);
   if (cfg_.scale_embeddings) x = ag::scale(x, std::sqrt(float(cfg_.d_model)));
   if (cfg_.position == PositionKind::Sinusoidal) {
-    x = ag::add(x, Var(sinusoids_.slice(0, 0, T)));
+    x = ag::add(x, Var(sinusoids_.slice(0, first_position, end)));
   } else if (cfg_.position == PositionKind::Learned) {
     std::vector<int64_t> pos(static_cast<size_t>(T));
-    for (int64_t i = 0; i < T; ++i) pos[size_t(i)] = i;
+    for (int64_t i = 0; i < T; ++i) pos[size_t(i)] = first_position + i;
     x = ag::add(x, pos_embed_->forward(Tensor::from_ids(pos, {T})));
   }
   if (ctx.training) x = ag::dropout(x, cfg_.dropout, *ctx.rng);
@@ -116,14 +118,13 @@ Var Transformer::encode(const Tensor& src, const Tensor* src_valid, const Forwar
 Var Transformer::decode(const Tensor& tgt, const Tensor* tgt_valid, const Var& memory, const Tensor* src_valid,
                         const ForwardContext& ctx) const {
   TCAT_CHECK(!decoder_.empty(), "this encoder-only model has no decoder");
-  const nn::Embedding& table = tgt_embed_ ? *tgt_embed_ : *src_embed_;
-  return run_stack(decoder_, decoder_norm_.get(), embed(table, tgt, ctx), tgt_valid, memory, src_valid, ctx);
+  return run_stack(decoder_, decoder_norm_.get(), embed(target_table(), tgt, ctx), tgt_valid, memory, src_valid,
+                   ctx);
 }
 
 Var Transformer::project(const Var& hidden) const {
   if (lm_head_) return lm_head_->forward(hidden);
-  const nn::Embedding& table = tgt_embed_ ? *tgt_embed_ : *src_embed_;
-  return ag::linear(hidden, table.weight, Var());
+  return ag::linear(hidden, target_table().weight, Var());
 }
 
 Var Transformer::forward(const Tensor& src, const Tensor& tgt_in, const ForwardContext& ctx) const {
@@ -131,6 +132,73 @@ Var Transformer::forward(const Tensor& src, const Tensor& tgt_in, const ForwardC
   const Tensor tgt_valid = padding_mask(tgt_in, cfg_.pad_id);
   const Var memory = encode(src, &src_valid, ctx);
   return project(decode(tgt_in, &tgt_valid, memory, &src_valid, ctx));
+}
+
+void DecoderState::reorder(const std::vector<int64_t>& rows) {
+  for (auto& layer : layers_) layer.self.reorder(rows);
+  if (layers_.empty() || layers_.front().cross.rows() == 0) return;  // no memory
+  // The memory row of each new row; groups of equal size that share one keep sharing it.
+  const size_t n = rows.size();
+  auto memory_row = [&](size_t i) { return rows[i] / rows_per_memory_; };
+  size_t group = 1;
+  while (group < n && memory_row(group) == memory_row(0)) ++group;
+  bool uniform = n % group == 0;
+  for (size_t i = 0; uniform && i < n; ++i) uniform = memory_row(i) == memory_row(i / group * group);
+  if (!uniform) group = 1;
+  std::vector<int64_t> sources(n / group);
+  bool same = int64_t(sources.size()) == layers_.front().cross.rows();
+  for (size_t j = 0; j < sources.size(); ++j) {
+    sources[j] = memory_row(j * group);
+    same = same && sources[j] == int64_t(j);
+  }
+  rows_per_memory_ = int64_t(group);
+  if (same) return;
+  for (auto& layer : layers_) layer.cross.reorder(sources);
+  if (memory_valid_.defined()) memory_valid_ = nn::gather_rows(memory_valid_, sources, memory_valid_.dim(1));
+}
+
+DecoderState Transformer::start_decoding(const Var& memory, const Tensor* src_valid, int64_t capacity) const {
+  TCAT_CHECK(cfg_.layout == Layout::EncoderDecoder, "start_decoding with a memory needs an encoder-decoder model");
+  TCAT_CHECK(memory.defined() && memory.value().ndim() == 3 && memory.dim(2) == cfg_.d_model,
+             "start_decoding: memory must be [batch, source, {}], got {}", cfg_.d_model,
+             memory.defined() ? memory.desc() : "nothing");
+  ag::NoGradGuard no_grad;
+  const int64_t N = memory.dim(0), S = memory.dim(1);
+  DecoderState state;
+  for (const auto& layer : decoder_)
+    state.layers_.push_back(layer->start_cache(N, std::min(capacity, cfg_.max_positions), memory));
+  if (src_valid) {
+    TCAT_CHECK(src_valid->shape() == (Shape{N, S}), "start_decoding: source mask {} for memory {}",
+               src_valid->desc(), memory.desc());
+    state.memory_valid_ = src_valid->to(DType::U8).contiguous();
+  }
+  return state;
+}
+
+DecoderState Transformer::start_decoding(int64_t rows, int64_t capacity) const {
+  TCAT_CHECK(cfg_.layout == Layout::DecoderOnly, "start_decoding without a memory needs a decoder-only model");
+  TCAT_CHECK(rows >= 0, "start_decoding: {} rows", rows);
+  DecoderState state;
+  for (const auto& layer : decoder_)
+    state.layers_.push_back(layer->start_cache(rows, std::min(capacity, cfg_.max_positions), Var()));
+  return state;
+}
+
+Tensor Transformer::decode_step(const Tensor& tokens, DecoderState& state) const {
+  TCAT_CHECK(state.layers_.size() == decoder_.size() && !decoder_.empty(),
+             "decode_step: the state has {} layers, the decoder {}", state.layers_.size(), decoder_.size());
+  const Tensor ids = tokens.ndim() == 1 ? tokens.reshape({tokens.dim(0), 1}) : tokens;
+  TCAT_CHECK(ids.ndim() == 2 && ids.dim(0) == state.rows() && ids.dim(1) >= 1,
+             "decode_step: tokens {} for a state of {} rows", tokens.desc(), state.rows());
+  ag::NoGradGuard no_grad;
+  Var x = embed(target_table(), ids, ForwardContext{}, state.length());
+  const Tensor* memory_valid = state.memory_valid_.defined() ? &state.memory_valid_ : nullptr;
+  for (size_t i = 0; i < decoder_.size(); ++i)
+    x = decoder_[i]->step(x, state.layers_[i], memory_valid, state.rows_per_memory_);
+  const int64_t T = ids.dim(1);
+  if (T > 1) x = Var(x.value().slice(1, T - 1, T).contiguous());  // only the last position is projected
+  if (decoder_norm_) x = decoder_norm_->forward(x);
+  return project(x).value().view({state.rows(), cfg_.vocab});
 }
 
 }  // namespace tcat::models

@@ -17,6 +17,27 @@ Tensor padding_mask(const Tensor& ids, int64_t pad_id);
 // The sinusoidal position table of Vaswani et al.: [positions, d], sin on even, cos on odd columns.
 Tensor sinusoidal_table(int64_t positions, int64_t d);
 
+// What incremental decoding keeps between steps (inference only). Rows are the sequences being
+// decoded (sentences x beams). Per decoder layer: the self-attention keys and values of the
+// positions so far and the cross-attention keys and values of the encoder memory. Consecutive
+// groups of rows_per_memory rows (the beams of one sentence) share one memory row and its padding
+// mask, so beams never copy the memory.
+class DecoderState {
+ public:
+  int64_t rows() const { return layers_.empty() ? 0 : layers_.front().self.rows(); }
+  // Positions decoded so far: the position of the next token.
+  int64_t length() const { return layers_.empty() ? 0 : layers_.front().self.length(); }
+  // Row i continues old row rows[i] (repeats allowed): follows beam reordering, expands a row into
+  // beams, drops finished sentences.
+  void reorder(const std::vector<int64_t>& rows);
+
+ private:
+  friend class Transformer;
+  std::vector<nn::BlockCache> layers_;
+  Tensor memory_valid_;  // u8 [memory rows, S]; undefined without an encoder or a source mask
+  int64_t rows_per_memory_ = 1;
+};
+
 class Transformer : public nn::Module {
  public:
   Transformer(const ArchConfig& config, Rng& init_rng);
@@ -34,8 +55,22 @@ class Transformer : public nn::Module {
   // Encoder-decoder convenience: logits [B, T, vocab] with padding masks from pad_id.
   Var forward(const Tensor& src, const Tensor& tgt_in, const ForwardContext& ctx) const;
 
+  // ---- incremental decoding (inference only) ----
+  // Encoder-decoder: one row per memory row; memory [N, S, d] and src_valid (or null) as passed to
+  // decode(). capacity: the expected number of positions (the caches grow if it is exceeded).
+  DecoderState start_decoding(const Var& memory, const Tensor* src_valid, int64_t capacity) const;
+  // Decoder-only: `rows` empty sequences.
+  DecoderState start_decoding(int64_t rows, int64_t capacity) const;
+  // Feeds each row's next tokens, i64 [N] (one position) or [N, T] (e.g. a prompt), at positions
+  // state.length() onwards and returns the logits of the last one, [N, vocab]: the last position
+  // of project(decode(every token so far)), without recomputing the prefix.
+  Tensor decode_step(const Tensor& tokens, DecoderState& state) const;
+
  private:
-  Var embed(const nn::Embedding& table, const Tensor& ids, const ForwardContext& ctx) const;
+  // Token embeddings (scaled if configured) plus the positions first_position, first_position+1, ...
+  Var embed(const nn::Embedding& table, const Tensor& ids, const ForwardContext& ctx,
+            int64_t first_position = 0) const;
+  const nn::Embedding& target_table() const { return tgt_embed_ ? *tgt_embed_ : *src_embed_; }
   Var run_stack(const std::vector<std::unique_ptr<nn::TransformerBlock>>& layers, const nn::Norm* final_norm,
                 Var x, const Tensor* x_valid, const Var& memory, const Tensor* memory_valid,
                 const ForwardContext& ctx) const;

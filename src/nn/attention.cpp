@@ -1,5 +1,10 @@
 #include "nn/attention.h"
 
+#include <cmath>
+#include <cstring>
+
+#include "kernels/attention.h"
+
 namespace tcat::nn {
 
 static int64_t checked_head_dim(const AttentionOptions& o) {
@@ -8,6 +13,61 @@ static int64_t checked_head_dim(const AttentionOptions& o) {
              "attention: {} heads do not divide d_model {}", o.heads, o.d_model);
   TCAT_CHECK(kvh > 0 && o.heads % kvh == 0, "attention: {} kv heads do not divide {} heads", kvh, o.heads);
   return o.d_model / o.heads;
+}
+
+Tensor gather_rows(const Tensor& t, const std::vector<int64_t>& rows, int64_t steps) {
+  TCAT_CHECK(t.ndim() >= 2 && t.is_contiguous(), "gather_rows: needs a contiguous [rows, time, ...] tensor, got {}",
+             t.desc());
+  TCAT_CHECK(steps >= 0 && steps <= t.dim(1), "gather_rows: {} steps of {}", steps, t.desc());
+  Shape shape = t.shape();
+  shape[0] = int64_t(rows.size());
+  Tensor out = Tensor::empty(shape, t.dtype());
+  const size_t row_bytes = size_t(t.strides()[0]) * dtype_size(t.dtype());
+  const size_t copy_bytes = size_t(steps * t.strides()[1]) * dtype_size(t.dtype());
+  const auto* src = static_cast<const char*>(t.raw_data());
+  auto* dst = static_cast<char*>(out.raw_data());
+  for (size_t i = 0; i < rows.size(); ++i)
+    TCAT_CHECK(rows[i] >= 0 && rows[i] < t.dim(0), "gather_rows: row {} of {}", rows[i], t.desc());
+  // Large caches (beam search over big batches) are copied by both cores.
+#pragma omp parallel for if (rows.size() * copy_bytes > (size_t(1) << 20))
+  for (size_t i = 0; i < rows.size(); ++i)
+    std::memcpy(dst + i * row_bytes, src + size_t(rows[i]) * row_bytes, copy_bytes);
+  return out;
+}
+
+KVCache::KVCache(int64_t rows, int64_t capacity, int64_t kv_width)
+    : buffer_(Tensor::empty({rows, std::max<int64_t>(capacity, 1), 2 * kv_width})) {}
+
+KVCache::KVCache(Tensor kv) : buffer_(kv.contiguous()), length_(kv.dim(1)) {
+  TCAT_CHECK(kv.ndim() == 3 && kv.dim(2) % 2 == 0 && kv.dtype() == DType::F32,
+             "KVCache: keys and values must be f32 [rows, steps, 2 * kv_width], got {}", kv.desc());
+}
+
+void KVCache::append(const Tensor& src, int64_t column) {
+  TCAT_CHECK(buffer_.defined(), "KVCache::append on a cache without a buffer");
+  const int64_t width = buffer_.dim(2), T = src.dim(1);
+  TCAT_CHECK(src.ndim() == 3 && src.is_contiguous() && src.dtype() == DType::F32 && src.dim(0) == rows() &&
+                 column + width <= src.dim(2),
+             "KVCache::append: {} columns from {} at column {} into {} rows", width, src.desc(), column, rows());
+  if (length_ + T > capacity()) {
+    Tensor grown = Tensor::empty({rows(), std::max(2 * capacity(), length_ + T), width});
+    if (length_ > 0) grown.slice(1, 0, length_).copy_from(buffer_.slice(1, 0, length_));
+    buffer_ = grown;
+  }
+  const float* s = src.data<float>();
+  float* d = buffer_.data<float>();
+  const int64_t cap = capacity(), src_width = src.dim(2);
+  for (int64_t r = 0; r < rows(); ++r)
+    for (int64_t t = 0; t < T; ++t)
+      std::memcpy(d + (r * cap + length_ + t) * width, s + (r * T + t) * src_width + column,
+                  size_t(width) * sizeof(float));
+  length_ += T;
+}
+
+void KVCache::reorder(const std::vector<int64_t>& rows) {
+  bool identity = int64_t(rows.size()) == this->rows();
+  for (size_t i = 0; identity && i < rows.size(); ++i) identity = rows[i] == int64_t(i);
+  if (!identity) buffer_ = gather_rows(buffer_, rows, length_);
 }
 
 MultiHeadAttention::MultiHeadAttention(const AttentionOptions& o, Rng& rng)
@@ -44,6 +104,57 @@ Var MultiHeadAttention::cross_attention(const Var& x, const Var& memory, const T
   ag::AttentionSpec spec{heads_, kv_heads_, head_dim_, false, memory_valid, 0.0f};
   Var y = ag::attention({q, 0}, {kv, 0}, {kv, kv_heads_ * head_dim_}, spec);
   return out_.forward(y);
+}
+
+Var MultiHeadAttention::self_attention_step(const Var& x, KVCache& cache) const {
+  TCAT_CHECK(qkv_, "self_attention_step called on a cross-attention module");
+  TCAT_CHECK(!ag::grad_enabled(), "self_attention_step is inference only (use a NoGradGuard)");
+  TCAT_CHECK(cache.kv_width() == kv_heads_ * head_dim_ && cache.rows() == x.dim(0),
+             "self_attention_step: cache of {} rows x {} kv columns for input {} ({} kv columns)", cache.rows(),
+             cache.kv_width(), x.desc(), kv_heads_ * head_dim_);
+  const Tensor qkv = qkv_->forward(x).value();
+  cache.append(qkv, heads_ * head_dim_);
+  return attend_cached(qkv, cache, qkv.dim(0), true, nullptr);
+}
+
+KVCache MultiHeadAttention::memory_cache(const Var& memory) const {
+  TCAT_CHECK(kv_, "memory_cache called on a self-attention module");
+  return KVCache(kv_->forward(memory).value());
+}
+
+Var MultiHeadAttention::cross_attention_step(const Var& x, const KVCache& memory, const Tensor* memory_valid,
+                                             int64_t rows_per_memory) const {
+  TCAT_CHECK(q_, "cross_attention_step called on a self-attention module");
+  TCAT_CHECK(!ag::grad_enabled(), "cross_attention_step is inference only (use a NoGradGuard)");
+  TCAT_CHECK(rows_per_memory >= 1 && x.dim(0) == memory.rows() * rows_per_memory,
+             "cross_attention_step: {} rows cannot share {} memory rows {} at a time", x.dim(0), memory.rows(),
+             rows_per_memory);
+  return attend_cached(q_->forward(x).value(), memory, memory.rows(), false, memory_valid);
+}
+
+Var MultiHeadAttention::attend_cached(const Tensor& q, const KVCache& cache, int64_t batch, bool causal,
+                                      const Tensor* key_valid) const {
+  const int64_t N = q.dim(0), T = q.dim(1), width = q.dim(2), kv_width = kv_heads_ * head_dim_;
+  TCAT_CHECK(q.is_contiguous() && q.dtype() == DType::F32 && cache.kv_width() == kv_width && batch == cache.rows(),
+             "attention step: query {} against a cache of {} rows x {} kv columns ({} expected)", q.desc(),
+             cache.rows(), cache.kv_width(), kv_width);
+  const int64_t q_len = N * T / std::max<int64_t>(batch, 1), kv_len = cache.length();
+  if (key_valid) {
+    TCAT_CHECK(key_valid->dtype() == DType::U8 && key_valid->is_contiguous() &&
+                   key_valid->shape() == (Shape{batch, kv_len}),
+               "attention step: key mask {} for {} rows of {} keys", key_valid->desc(), batch, kv_len);
+  }
+  const int64_t out_width = heads_ * head_dim_;
+  Tensor out = Tensor::empty({N, T, out_width});
+  const Tensor& kv = cache.buffer();
+  const int64_t kv_stride = kv.dim(1) * kv.dim(2);
+  float* base = N ? kv.data<float>() : nullptr;
+  kernels::attention_forward(
+      {batch, heads_, q_len, kv_len, head_dim_, kv_heads_}, {q.data<float>(), q_len * width, width, head_dim_},
+      {base, kv_stride, 2 * kv_width, head_dim_}, {base ? base + kv_width : nullptr, kv_stride, 2 * kv_width, head_dim_},
+      {out.data<float>(), q_len * out_width, out_width, head_dim_},
+      {causal, key_valid ? key_valid->data<uint8_t>() : nullptr}, 1.0f / std::sqrt(float(head_dim_)), nullptr);
+  return out_.forward(Var(out));
 }
 
 }  // namespace tcat::nn

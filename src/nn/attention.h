@@ -1,6 +1,9 @@
 // Multi-head attention (MHA / MQA / GQA) as one module: self-attention uses one fused QKV
 // projection, cross-attention a Q projection and a fused KV projection of the memory.
+// Incremental decoding (inference only) reuses the same projections with a KVCache.
 #pragma once
+#include <vector>
+
 #include "nn/layers.h"
 
 namespace tcat::nn {
@@ -11,6 +14,37 @@ struct AttentionOptions {
   bool cross = false;  // attends to a separate memory sequence
 };
 
+// Copies of rows `rows` (indices into dim 0, repeats allowed) of a contiguous tensor [R, T, ...];
+// only the first `steps` entries of dim 1 are copied, the rest of the result is uninitialised.
+Tensor gather_rows(const Tensor& t, const std::vector<int64_t>& rows, int64_t steps);
+
+// Keys and values of one attention layer for incremental decoding: a buffer
+// [rows, capacity, 2 * kv_width] holding each step's K columns then V columns (the layout of the
+// fused projections' K,V part), of which the first length() steps are filled.
+class KVCache {
+ public:
+  KVCache() = default;
+  // Empty, with room for `capacity` steps (appending beyond it doubles the capacity).
+  KVCache(int64_t rows, int64_t capacity, int64_t kv_width);
+  // Every step already filled: kv [rows, steps, 2 * kv_width] (the encoder memory's K/V).
+  explicit KVCache(Tensor kv);
+
+  int64_t rows() const { return buffer_.defined() ? buffer_.dim(0) : 0; }
+  int64_t length() const { return length_; }
+  int64_t capacity() const { return buffer_.defined() ? buffer_.dim(1) : 0; }
+  int64_t kv_width() const { return buffer_.defined() ? buffer_.dim(2) / 2 : 0; }
+  const Tensor& buffer() const { return buffer_; }
+
+  // Appends the T steps of src [rows, T, width], columns [column, column + 2 * kv_width).
+  void append(const Tensor& src, int64_t column);
+  // Row i becomes old row rows[i] (beam reordering, dropping finished sentences).
+  void reorder(const std::vector<int64_t>& rows);
+
+ private:
+  Tensor buffer_;
+  int64_t length_ = 0;
+};
+
 class MultiHeadAttention : public Module {
  public:
   MultiHeadAttention(const AttentionOptions& opt, Rng& rng);
@@ -18,11 +52,28 @@ class MultiHeadAttention : public Module {
   Var self_attention(const Var& x, bool causal, const Tensor* key_valid) const;
   Var cross_attention(const Var& x, const Var& memory, const Tensor* memory_valid) const;
 
+  // ---- incremental decoding (inference only) ----
+  // x [N, T, d] holds the next T positions of each row: their keys and values are appended to
+  // `cache`, then they attend causally over every cached step.
+  Var self_attention_step(const Var& x, KVCache& cache) const;
+  // The keys and values of memory [M, S, d], computed once for cross_attention_step.
+  KVCache memory_cache(const Var& memory) const;
+  // x [N, T, d] attends over the memory; rows_per_memory consecutive rows of x (the beams of one
+  // sentence) share one memory row, so N = M * rows_per_memory. memory_valid: u8 [M, S] or null.
+  Var cross_attention_step(const Var& x, const KVCache& memory, const Tensor* memory_valid,
+                           int64_t rows_per_memory) const;
+
   int64_t heads() const { return heads_; }
   int64_t kv_heads() const { return kv_heads_; }
   int64_t head_dim() const { return head_dim_; }
 
  private:
+  // out(softmax(q K^T) V) for the queries in the first heads * head_dim columns of q [N, T, width]
+  // against the cached keys; the N rows form `batch` groups (one per cache row) whose N / batch
+  // rows are queries of the same sequence.
+  Var attend_cached(const Tensor& q, const KVCache& cache, int64_t batch, bool causal,
+                    const Tensor* key_valid) const;
+
   int64_t heads_, kv_heads_, head_dim_;
   std::unique_ptr<Linear> qkv_, q_, kv_;
   Linear out_;

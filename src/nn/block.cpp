@@ -22,28 +22,47 @@ TransformerBlock::TransformerBlock(const BlockOptions& o, Rng& rng)
   add_module("norm_ffn", norm_ffn_);
 }
 
-Var TransformerBlock::residual(const Var& x, const Norm& norm, const std::function<Var(const Var&)>& sublayer,
+Var TransformerBlock::residual(const Var& x, const Norm& norm, const Sublayer& sublayer,
                                const ForwardContext& ctx) const {
   auto drop = [&](const Var& v) { return ctx.training ? ag::dropout(v, opt_.dropout, *ctx.rng) : v; };
   if (opt_.pre_norm) return ag::add(x, drop(sublayer(norm.forward(x))));
   return norm.forward(ag::add(x, drop(sublayer(x))));
 }
 
-Var TransformerBlock::forward(const Var& x, const Tensor* x_valid, const Var& memory, const Tensor* memory_valid,
-                              const ForwardContext& ctx) const {
-  auto self = [&](const Var& h) { return self_attn_.self_attention(h, opt_.causal, x_valid); };
+Var TransformerBlock::sublayers(const Var& x, const Sublayer& self, const Sublayer& cross,
+                                const ForwardContext& ctx) const {
   auto ffn = [&](const Var& h) { return ffn_.forward(h, ctx); };
   if (opt_.parallel) {
     auto drop = [&](const Var& v) { return ctx.training ? ag::dropout(v, opt_.dropout, *ctx.rng) : v; };
     return ag::add(ag::add(x, drop(self(norm_self_.forward(x)))), drop(ffn(norm_ffn_.forward(x))));
   }
   Var h = residual(x, norm_self_, self, ctx);
-  if (cross_attn_) {
-    TCAT_CHECK(memory.defined(), "decoder block with cross-attention needs the encoder output");
-    h = residual(h, *norm_cross_, [&](const Var& v) { return cross_attn_->cross_attention(v, memory, memory_valid); },
-                 ctx);
-  }
+  if (cross_attn_) h = residual(h, *norm_cross_, cross, ctx);
   return residual(h, norm_ffn_, ffn, ctx);
+}
+
+Var TransformerBlock::forward(const Var& x, const Tensor* x_valid, const Var& memory, const Tensor* memory_valid,
+                              const ForwardContext& ctx) const {
+  TCAT_CHECK(!cross_attn_ || memory.defined(), "decoder block with cross-attention needs the encoder output");
+  return sublayers(
+      x, [&](const Var& h) { return self_attn_.self_attention(h, opt_.causal, x_valid); },
+      [&](const Var& h) { return cross_attn_->cross_attention(h, memory, memory_valid); }, ctx);
+}
+
+BlockCache TransformerBlock::start_cache(int64_t rows, int64_t capacity, const Var& memory) const {
+  TCAT_CHECK(opt_.causal, "incremental decoding needs causal self-attention (a decoder block)");
+  TCAT_CHECK(!cross_attn_ || memory.defined(), "decoder block with cross-attention needs the encoder output");
+  BlockCache cache{KVCache(rows, capacity, self_attn_.kv_heads() * self_attn_.head_dim()), {}};
+  if (cross_attn_) cache.cross = cross_attn_->memory_cache(memory);
+  return cache;
+}
+
+Var TransformerBlock::step(const Var& x, BlockCache& cache, const Tensor* memory_valid,
+                           int64_t rows_per_memory) const {
+  return sublayers(
+      x, [&](const Var& h) { return self_attn_.self_attention_step(h, cache.self); },
+      [&](const Var& h) { return cross_attn_->cross_attention_step(h, cache.cross, memory_valid, rows_per_memory); },
+      ForwardContext{});
 }
 
 }  // namespace tcat::nn

@@ -22,6 +22,12 @@ struct BlockOptions {
   float dropout = 0.0f;
 };
 
+// One block's state during incremental decoding.
+struct BlockCache {
+  KVCache self;   // keys and values of the positions decoded so far
+  KVCache cross;  // keys and values of the encoder memory (blocks with cross-attention)
+};
+
 class TransformerBlock : public Module {
  public:
   TransformerBlock(const BlockOptions& opt, Rng& rng);
@@ -29,9 +35,19 @@ class TransformerBlock : public Module {
   Var forward(const Var& x, const Tensor* x_valid, const Var& memory, const Tensor* memory_valid,
               const ForwardContext& ctx) const;
 
+  // ---- incremental decoding (inference only) ----
+  // An empty cache for `rows` sequences with room for `capacity` positions; memory [M, S, d]
+  // (cross-attention blocks only, else undefined) has its keys and values computed here once.
+  BlockCache start_cache(int64_t rows, int64_t capacity, const Var& memory) const;
+  // x [N, T, d]: the next T positions of each row, given everything cached before them. Same
+  // sublayers as forward(); rows_per_memory consecutive rows share one memory row.
+  Var step(const Var& x, BlockCache& cache, const Tensor* memory_valid, int64_t rows_per_memory) const;
+
  private:
-  Var residual(const Var& x, const Norm& norm, const std::function<Var(const Var&)>& sublayer,
-               const ForwardContext& ctx) const;
+  using Sublayer = std::function<Var(const Var&)>;
+  // The residual wiring shared by forward() and step().
+  Var sublayers(const Var& x, const Sublayer& self, const Sublayer& cross, const ForwardContext& ctx) const;
+  Var residual(const Var& x, const Norm& norm, const Sublayer& sublayer, const ForwardContext& ctx) const;
 
   BlockOptions opt_;
   MultiHeadAttention self_attn_;
