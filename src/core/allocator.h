@@ -14,7 +14,7 @@ struct AllocatorStats {
 };
 
 void* cached_alloc(size_t bytes);      // 64-byte aligned; bytes may be 0
-void cached_free(void* p, size_t bytes);
+void cached_free(void* p, size_t bytes);  // bytes as requested (the block knows its size)
 AllocatorStats allocator_stats();
 void allocator_release_cache();        // return every cached block to the system
 

@@ -17,5 +17,7 @@ void register_version(CLI::App& app);
 void register_demo(CLI::App& app);
 void register_bleu(CLI::App& app);
 void register_tokenizer(CLI::App& app);
+void register_train(CLI::App& app);
+void register_translate(CLI::App& app);
 
 }  // namespace tcat::cli

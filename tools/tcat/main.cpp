@@ -27,7 +27,8 @@ int main(int argc, char** argv) {
   app.add_flag("-q,--quiet", g.quiet, "no progress output on stderr");
 
   // The one place subcommands are registered.
-  for (auto reg : {cli::register_version, cli::register_demo, cli::register_bleu, cli::register_tokenizer}) reg(app);
+  for (auto reg : {cli::register_version, cli::register_demo, cli::register_bleu, cli::register_tokenizer,
+                   cli::register_train, cli::register_translate}) reg(app);
 
   app.parse_complete_callback([&] {
     set_num_threads(g.threads);
