@@ -38,14 +38,23 @@ void forbid_tokens(float* row, int64_t generated, int64_t pad_id, const SearchLi
 }
 
 void best_tokens(const float* row, int64_t vocab, int64_t n, std::vector<ScoredToken>& out) {
+  constexpr int64_t kChunk = 32;
   out.clear();
   float threshold = -std::numeric_limits<float>::infinity();
-  for (int64_t v = 0; v < vocab; ++v) {
-    if (!(row[v] > threshold)) continue;
-    const auto at = std::find_if(out.begin(), out.end(), [&](const ScoredToken& t) { return t.score < row[v]; });
-    out.insert(at, {row[v], v});
-    if (int64_t(out.size()) > n) out.pop_back();
-    if (int64_t(out.size()) == n) threshold = out.back().score;
+  for (int64_t begin = 0; begin < vocab; begin += kChunk) {
+    const int64_t end = std::min(begin + kChunk, vocab);
+    // Once `out` is full almost no chunk holds a better entry: a vectorised max skips them.
+    float chunk_max = threshold;
+#pragma omp simd reduction(max : chunk_max)
+    for (int64_t v = begin; v < end; ++v) chunk_max = std::max(chunk_max, row[v]);
+    if (!(chunk_max > threshold)) continue;
+    for (int64_t v = begin; v < end; ++v) {
+      if (!(row[v] > threshold)) continue;
+      const auto at = std::find_if(out.begin(), out.end(), [&](const ScoredToken& t) { return t.score < row[v]; });
+      out.insert(at, {row[v], v});
+      if (int64_t(out.size()) > n) out.pop_back();
+      if (int64_t(out.size()) == n) threshold = out.back().score;
+    }
   }
 }
 
