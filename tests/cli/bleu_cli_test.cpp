@@ -8,6 +8,7 @@
 #include <fstream>
 #include <nlohmann/json.hpp>
 
+#include "common/temp_dir.h"
 #include "cli/run_tcat.h"
 
 namespace {
@@ -17,18 +18,14 @@ using tcat::testing::run_tcat;
 
 bool contains(const std::string& s, const std::string& part) { return s.find(part) != std::string::npos; }
 
-class BleuCli : public ::testing::Test {
+class BleuCli : public tcat::testing::TempDirTest {
  protected:
   void SetUp() override {
-    const auto* test = ::testing::UnitTest::GetInstance()->current_test_info();
-    dir_ = fs::temp_directory_path() / fmt::format("tcat_bleu_cli_{}_{}", ::getpid(), test->name());
-    fs::remove_all(dir_);
-    fs::create_directories(dir_);
+    TempDirTest::SetUp();
     ref0_ = write("ref0.txt", "The dog bit the man.\nIt was not unexpected.\nThe man bit him first.\n");
     ref1_ = write("ref1.txt", "The dog had bit the man.\nNo one was surprised.\nThe man had bitten the dog.\n");
     hyp_ = write("hyp.txt", "The dog bit the man.\nIt wasn't surprising.\nThe man had just bitten him.\n");
   }
-  void TearDown() override { fs::remove_all(dir_); }
 
   std::string write(const std::string& name, const std::string& bytes) const {
     const std::string p = (dir_ / name).string();
@@ -36,7 +33,6 @@ class BleuCli : public ::testing::Test {
     return p;
   }
 
-  fs::path dir_;
   std::string ref0_, ref1_, hyp_;
 };
 

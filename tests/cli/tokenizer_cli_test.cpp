@@ -7,6 +7,7 @@
 #include <filesystem>
 #include <fstream>
 
+#include "common/temp_dir.h"
 #include "cli/run_tcat.h"
 #include "tokenizer/sentencepiece.h"
 
@@ -24,12 +25,10 @@ std::vector<std::string> split_lines(const std::string& text) {
   return lines;
 }
 
-class TokenizerCli : public ::testing::Test {
+class TokenizerCli : public tcat::testing::TempDirTest {
  protected:
   void SetUp() override {
-    const auto* test = ::testing::UnitTest::GetInstance()->current_test_info();
-    dir_ = fs::temp_directory_path() / fmt::format("tcat_tokenizer_cli_{}_{}", ::getpid(), test->name());
-    fs::create_directories(dir_);
+    TempDirTest::SetUp();
     for (const char* lang : {"en", "de"}) {
       std::ifstream in(fs::path(TCAT_SOURCE_DIR) / "data" / "multi30k" / fmt::format("train.{}", lang));
       std::ofstream out(dir_ / fmt::format("train.{}", lang));
@@ -37,7 +36,6 @@ class TokenizerCli : public ::testing::Test {
       for (int i = 0; i < 1000 && std::getline(in, line); ++i) out << line << "\n";
     }
   }
-  void TearDown() override { fs::remove_all(dir_); }
 
   std::string path(const std::string& name) const { return (dir_ / name).string(); }
   tcat::testing::ProcessResult train(const std::string& extra = "") const {
@@ -45,7 +43,6 @@ class TokenizerCli : public ::testing::Test {
                                 path("train.en"), path("train.de"), path("m.model"), extra));
   }
 
-  fs::path dir_;
 };
 
 TEST_F(TokenizerCli, TrainsQuietlyAndWritesAModel) {

@@ -1,4 +1,5 @@
 // Parallel corpus reader: line alignment, the pairs it drops and counts, and its errors.
+#include "common/temp_dir.h"
 #include "data/parallel.h"
 
 #include <gtest/gtest.h>
@@ -14,14 +15,8 @@ namespace {
 
 namespace fs = std::filesystem;
 
-class ParallelCorpusTest : public ::testing::Test {
+class ParallelCorpusTest : public tcat::testing::TempDirTest {
  protected:
-  void SetUp() override {
-    dir_ = fs::temp_directory_path() /
-           fmt::format("tcat_parallel_{}_{}", ::getpid(), ::testing::UnitTest::GetInstance()->current_test_info()->name());
-    fs::create_directories(dir_);
-  }
-  void TearDown() override { fs::remove_all(dir_); }
 
   // Writes both sides and reads them back.
   ParallelCorpus read(const std::string& src, const std::string& tgt) {
@@ -31,7 +26,6 @@ class ParallelCorpusTest : public ::testing::Test {
   }
   std::string path(const std::string& name) const { return (dir_ / name).string(); }
 
-  fs::path dir_;
 };
 
 TEST_F(ParallelCorpusTest, ReadsAlignedPairs) {
@@ -93,7 +87,7 @@ TEST(Utf8, AcceptsWellFormedAndRejectsMalformedSequences) {
     EXPECT_TRUE(is_valid_utf8(ok)) << ok;
   for (const char* bad : {"\x80", "\xC0\x80", "\xC1\xBF", "\xE0\x80\x80", "\xED\xA0\x80", "\xF0\x80\x80\x80",
                           "\xF4\x90\x80\x80", "\xF5\x80\x80\x80", "\xC3", "\xE2\x82", "\xC3\x28", "\xE2\x28\xA1"})
-    EXPECT_FALSE(is_valid_utf8(bad)) << testing::PrintToString(std::string(bad));
+    EXPECT_FALSE(is_valid_utf8(bad)) << ::testing::PrintToString(std::string(bad));
 }
 
 TEST(Multi30k, ValidationSplitReadsCleanly) {

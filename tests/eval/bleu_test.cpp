@@ -5,6 +5,7 @@
 //  [R]  sacreBLEU's README (the corpus_score examples with two reference sets).
 //  [H]  worked out by hand in the comment next to the test; the same values come out of
 //       sacreBLEU 2.6.0's BLEU().corpus_score (printed to full precision where quoted).
+#include "common/temp_dir.h"
 #include "eval/bleu.h"
 
 #include <fmt/format.h>
@@ -306,15 +307,8 @@ TEST(BleuTokenizeName, UnknownNameIsAUsageError) {
 
 // ---- files --------------------------------------------------------------------------------------
 
-class BleuFiles : public ::testing::Test {
+class BleuFiles : public tcat::testing::TempDirTest {
  protected:
-  void SetUp() override {
-    const auto* test = ::testing::UnitTest::GetInstance()->current_test_info();
-    dir_ = fs::temp_directory_path() / fmt::format("tcat_bleu_{}_{}", ::getpid(), test->name());
-    fs::remove_all(dir_);
-    fs::create_directories(dir_);
-  }
-  void TearDown() override { fs::remove_all(dir_); }
 
   std::string write(const std::string& name, const std::string& bytes) const {
     const std::string p = (dir_ / name).string();
@@ -334,7 +328,6 @@ class BleuFiles : public ::testing::Test {
     return "";
   }
 
-  fs::path dir_;
 };
 
 TEST_F(BleuFiles, SplitsLinesLikeSacreBleu) {

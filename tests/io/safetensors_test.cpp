@@ -1,3 +1,4 @@
+#include "common/temp_dir.h"
 #include "io/safetensors.h"
 
 #include <gtest/gtest.h>
@@ -58,15 +59,8 @@ void expect_within_storage(const Tensor& t, uint64_t nbytes) {
   ASSERT_LE(uint64_t(p - base) + nbytes, t.storage()->bytes());
 }
 
-class Safetensors : public ::testing::Test {
+class Safetensors : public tcat::testing::TempDirTest {
  protected:
-  void SetUp() override {
-    const auto* test = ::testing::UnitTest::GetInstance()->current_test_info();
-    dir_ = fs::temp_directory_path() / fmt::format("tcat_safetensors_{}_{}", ::getpid(), test->name());
-    fs::remove_all(dir_);
-    fs::create_directories(dir_);
-  }
-  void TearDown() override { fs::remove_all(dir_); }
 
   std::string path(const std::string& name) const { return (dir_ / name).string(); }
 
@@ -84,7 +78,6 @@ class Safetensors : public ::testing::Test {
     return "";
   }
 
-  fs::path dir_;
 };
 
 std::vector<float> sample_values(DType dt, int n) {

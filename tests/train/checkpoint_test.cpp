@@ -1,3 +1,4 @@
+#include "common/temp_dir.h"
 #include "train/checkpoint.h"
 
 #include <gtest/gtest.h>
@@ -82,18 +83,11 @@ std::vector<std::string> names_in(const fs::path& dir) {
   return names;
 }
 
-class CheckpointTest : public ::testing::Test {
+class CheckpointTest : public tcat::testing::TempDirTest {
  protected:
-  void SetUp() override {
-    const auto* info = ::testing::UnitTest::GetInstance()->current_test_info();
-    root_ = fs::temp_directory_path() / fmt::format("tcat-ckpt-{}-{}", ::getpid(), info->name());
-    fs::remove_all(root_);
-    fs::create_directories(root_);
-  }
-  void TearDown() override { fs::remove_all(root_); }
 
-  std::string run() const { return (root_ / "run").string(); }
-  fs::path ckdir() const { return root_ / "run" / "checkpoints"; }
+  std::string run() const { return (dir_ / "run").string(); }
+  fs::path ckdir() const { return dir_ / "run" / "checkpoints"; }
 
   // A model-only checkpoint of a fresh model at `step`.
   std::string save_step(int64_t step, const SaveOptions& opt = {}) {
@@ -102,12 +96,11 @@ class CheckpointTest : public ::testing::Test {
   }
 
   std::string write_dir(const std::string& name, const models::Transformer& model, const std::string& tokenizer) {
-    const std::string dir = (root_ / name).string();
+    const std::string dir = (dir_ / name).string();
     write_checkpoint(dir, Checkpoint{model, 0, nullptr, tokenizer});
     return dir;
   }
 
-  fs::path root_;
 };
 
 TEST_F(CheckpointTest, ResumeRestoresEverythingAndContinuesBitExactly) {
@@ -230,7 +223,7 @@ TEST_F(CheckpointTest, AveragingIsTheElementWiseMean) {
   save_checkpoint(run(), Checkpoint{*a, 10, json{{"from", "a"}}, "tok"}, {0});
   save_checkpoint(run(), Checkpoint{*b, 20, json{{"from", "b"}}, "tok"}, {0});
   save_step(5, {0});  // the lowest step: not among the last two
-  const std::string out = (root_ / "averaged").string();
+  const std::string out = (dir_ / "averaged").string();
   average_last_checkpoints(run(), 2, out);
 
   const LoadedModel avg = load_model(out);
@@ -255,10 +248,10 @@ TEST_F(CheckpointTest, AveragingRejectsDifferentArchitecturesAndTokenizers) {
   wide.d_ff = 48;
   auto a = make_model(1), b = make_model(2, wide), c = make_model(3);
   const std::string da = write_dir("a", *a, "tok"), db = write_dir("b", *b, "tok"), dc = write_dir("c", *c, "other");
-  const std::string arch_error = error_of([&] { average_checkpoints({da, db}, (root_ / "out").string()); });
+  const std::string arch_error = error_of([&] { average_checkpoints({da, db}, (dir_ / "out").string()); });
   EXPECT_TRUE(has(arch_error, "d_ff is 32 in '" + da + "' but 48 in '" + db + "'")) << arch_error;
-  EXPECT_TRUE(has(error_of([&] { average_checkpoints({da, dc}, (root_ / "out").string()); }), "tokenizers differ"));
-  EXPECT_FALSE(fs::exists(root_ / "out"));
+  EXPECT_TRUE(has(error_of([&] { average_checkpoints({da, dc}, (dir_ / "out").string()); }), "tokenizers differ"));
+  EXPECT_FALSE(fs::exists(dir_ / "out"));
 }
 
 // ---- damaged and mismatched checkpoints ---------------------------------------------------------
@@ -273,9 +266,9 @@ class DamagedCheckpointTest : public CheckpointTest {
     trainer_->step(batch(1));
     state_ =
         std::make_unique<TrainingState>(TrainingState{trainer_->optimizer(), {{"dropout", trainer_->rng().state()}}});
-    dir_ = save_checkpoint(run(), Checkpoint{*model_, 1, nullptr, std::nullopt, state_.get()});
-    model_file_ = dir_ + "/model.safetensors";
-    state_file_ = dir_ + "/train_state.safetensors";
+    ckpt_ = save_checkpoint(run(), Checkpoint{*model_, 1, nullptr, std::nullopt, state_.get()});
+    model_file_ = ckpt_ + "/model.safetensors";
+    state_file_ = ckpt_ + "/train_state.safetensors";
   }
 
   std::vector<std::pair<std::string, Tensor>> tensors() const {
@@ -289,13 +282,13 @@ class DamagedCheckpointTest : public CheckpointTest {
     io::save_safetensors(model_file_, t, m);
   }
   std::string load_error() {
-    return error_of([&] { load_model(dir_); });
+    return error_of([&] { load_model(ckpt_); });
   }
 
   std::unique_ptr<models::Transformer> model_;
   std::unique_ptr<Seq2SeqTrainer> trainer_;
   std::unique_ptr<TrainingState> state_;
-  std::string dir_, model_file_, state_file_;
+  std::string ckpt_, model_file_, state_file_;
 };
 
 TEST_F(DamagedCheckpointTest, MissingOrTruncatedModelFile) {
@@ -305,7 +298,7 @@ TEST_F(DamagedCheckpointTest, MissingOrTruncatedModelFile) {
   fs::remove(model_file_);
   const std::string missing = load_error();
   EXPECT_TRUE(has(missing, "missing '" + model_file_ + "'")) << missing;
-  EXPECT_TRUE(has(error_of([&] { load_model((root_ / "nowhere").string()); }), "nowhere' does not exist"));
+  EXPECT_TRUE(has(error_of([&] { load_model((dir_ / "nowhere").string()); }), "nowhere' does not exist"));
 }
 
 TEST_F(DamagedCheckpointTest, BadMetadata) {
@@ -365,7 +358,7 @@ TEST_F(DamagedCheckpointTest, PointerNamingNothing) {
   write_bytes(ckdir() / "best", "../../etc\n");
   EXPECT_TRUE(has(error_of([&] { best_checkpoint(run()); }), "must name a checkpoint directory next to it"));
   EXPECT_TRUE(has(error_of([&] { resolve_checkpoint(run()); }), "step-77"));
-  EXPECT_TRUE(has(error_of([&] { resolve_checkpoint(root_.string()); }), "neither a checkpoint directory"));
+  EXPECT_TRUE(has(error_of([&] { resolve_checkpoint(dir_.string()); }), "neither a checkpoint directory"));
 }
 
 TEST_F(DamagedCheckpointTest, FailedResumeChangesNothing) {
@@ -388,20 +381,20 @@ TEST_F(DamagedCheckpointTest, FailedResumeChangesNothing) {
 
   const std::string state_bytes = read_bytes(state_file_);
   write_bytes(state_file_, state_bytes.substr(0, state_bytes.size() / 2));
-  std::string e = error_of([&] { load_training_state(dir_, *model, trainer->optimizer(), rngs); });
+  std::string e = error_of([&] { load_training_state(ckpt_, *model, trainer->optimizer(), rngs); });
   EXPECT_TRUE(has(e, state_file_)) << e;
   expect_unchanged();
 
   write_bytes(state_file_, state_bytes);
   Rng other;
   e = error_of([&] {
-    load_training_state(dir_, *model, trainer->optimizer(), {{"dropout", &trainer->rng()}, {"data", &other}});
+    load_training_state(ckpt_, *model, trainer->optimizer(), {{"dropout", &trainer->rng()}, {"data", &other}});
   });
   EXPECT_TRUE(has(e, state_file_) && has(e, "no state saved for RNG 'data'")) << e;
   expect_unchanged();
 
   fs::remove(state_file_);
-  e = error_of([&] { load_training_state(dir_, *model, trainer->optimizer(), rngs); });
+  e = error_of([&] { load_training_state(ckpt_, *model, trainer->optimizer(), rngs); });
   EXPECT_TRUE(has(e, "holds no training state") && has(e, state_file_)) << e;
   expect_unchanged();
 }
@@ -412,8 +405,8 @@ TEST_F(DamagedCheckpointTest, ResumingADifferentArchitectureNamesTheField) {
   other.dropout = 0.2f;
   auto model = make_model(6, other);
   auto trainer = make_trainer(*model);
-  const std::string e = error_of([&] { load_training_state(dir_, *model, trainer->optimizer(), {}); });
-  EXPECT_TRUE(has(e, "heads is 2 in checkpoint '" + dir_ + "' but 4 in the model being resumed")) << e;
+  const std::string e = error_of([&] { load_training_state(ckpt_, *model, trainer->optimizer(), {}); });
+  EXPECT_TRUE(has(e, "heads is 2 in checkpoint '" + ckpt_ + "' but 4 in the model being resumed")) << e;
   EXPECT_TRUE(has(e, "dropout is")) << e;
   EXPECT_FALSE(has(e, "d_ff")) << e;
 }
