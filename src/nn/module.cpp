@@ -11,17 +11,6 @@ Var& Module::add_parameter(const std::string& name, Tensor init) {
 
 void Module::add_module(const std::string& name, Module& child) { children_.emplace_back(name, &child); }
 
-void Module::tie_parameter(const std::string& name, const Var& shared) {
-  for (auto& [n, v] : params_) {
-    if (n == name) {
-      TCAT_CHECK(v.shape() == shared.shape(), "tie {}: shape {} vs {}", name, v.desc(), shared.desc());
-      v = shared;
-      return;
-    }
-  }
-  fail("tie: no parameter named '{}'", name);
-}
-
 std::vector<std::pair<std::string, Var>> Module::named_parameters() const {
   std::vector<std::pair<std::string, Var>> out = params_;
   for (const auto& [prefix, child] : children_)

@@ -33,8 +33,6 @@ class Module {
  protected:
   Var& add_parameter(const std::string& name, Tensor init);
   void add_module(const std::string& name, Module& child);
-  // Replaces a registered parameter (weight tying): both names then refer to one Var.
-  void tie_parameter(const std::string& name, const Var& shared);
 
  private:
   std::vector<std::pair<std::string, Var>> params_;
