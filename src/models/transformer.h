@@ -24,6 +24,13 @@ Tensor sinusoidal_table(int64_t positions, int64_t d);
 // mask, so beams never copy the memory.
 class DecoderState {
  public:
+  DecoderState() = default;
+  // Move-only: a copy would share the cache buffers that decode_step appends to.
+  DecoderState(DecoderState&&) = default;
+  DecoderState& operator=(DecoderState&&) = default;
+  DecoderState(const DecoderState&) = delete;
+  DecoderState& operator=(const DecoderState&) = delete;
+
   int64_t rows() const { return layers_.empty() ? 0 : layers_.front().self.rows(); }
   // Positions decoded so far: the position of the next token.
   int64_t length() const { return layers_.empty() ? 0 : layers_.front().self.length(); }

@@ -38,10 +38,13 @@ Tensor gather_rows(const Tensor& t, const std::vector<int64_t>& rows, int64_t st
 KVCache::KVCache(int64_t rows, int64_t capacity, int64_t kv_width)
     : buffer_(Tensor::empty({rows, std::max<int64_t>(capacity, 1), 2 * kv_width})) {}
 
-KVCache::KVCache(Tensor kv) : buffer_(kv.contiguous()), length_(kv.dim(1)) {
+static Tensor checked_kv(const Tensor& kv) {
   TCAT_CHECK(kv.ndim() == 3 && kv.dim(2) % 2 == 0 && kv.dtype() == DType::F32,
              "KVCache: keys and values must be f32 [rows, steps, 2 * kv_width], got {}", kv.desc());
+  return kv.contiguous();
 }
+
+KVCache::KVCache(Tensor kv) : buffer_(checked_kv(kv)), length_(buffer_.dim(1)) {}
 
 void KVCache::append(const Tensor& src, int64_t column) {
   TCAT_CHECK(buffer_.defined(), "KVCache::append on a cache without a buffer");
