@@ -46,7 +46,7 @@ void best_tokens(const float* row, int64_t vocab, int64_t n, std::vector<ScoredT
     // Once `out` is full almost no chunk holds a better entry: a vectorised max skips them.
     float chunk_max = threshold;
 #pragma omp simd reduction(max : chunk_max)
-    for (int64_t v = begin; v < end; ++v) chunk_max = std::max(chunk_max, row[v]);
+    for (int64_t v = begin; v < end; ++v) chunk_max = row[v] > chunk_max ? row[v] : chunk_max;  // NaN ignored
     if (!(chunk_max > threshold)) continue;
     for (int64_t v = begin; v < end; ++v) {
       if (!(row[v] > threshold)) continue;
