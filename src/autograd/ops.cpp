@@ -301,6 +301,12 @@ Var attention(const AttentionOperand& q, const AttentionOperand& k, const Attent
     TCAT_CHECK(key_valid.shape() == (Shape{B, Tk}), "attention: key mask {} for {} sequences of {} keys",
                key_valid.desc(), B, Tk);
   }
+  Tensor slopes;
+  if (spec.alibi_slopes) {
+    slopes = spec.alibi_slopes->to(DType::F32).contiguous();
+    TCAT_CHECK(slopes.shape() == (Shape{H}), "attention: ALiBi slopes {} for {} heads", slopes.desc(), H);
+  }
+  const float* slope_data = slopes.defined() ? slopes.data<float>() : nullptr;
   const kernels::AttentionShape shape{B, H, Tq, Tk, D, KVH};
   const float scale = spec.scale != 0 ? spec.scale : 1.0f / std::sqrt(float(D));
   auto view = [D](const Tensor& t, int64_t column) {
@@ -308,7 +314,7 @@ Var attention(const AttentionOperand& q, const AttentionOperand& k, const Attent
   };
   Tensor out = Tensor::empty({B, Tq, H * D});
   Tensor lse = Tensor::empty({B, H, Tq});
-  kernels::AttentionMask mask{spec.causal, key_valid.defined() ? key_valid.data<uint8_t>() : nullptr};
+  kernels::AttentionMask mask{spec.causal, key_valid.defined() ? key_valid.data<uint8_t>() : nullptr, slope_data};
   kernels::attention_forward(shape, view(qv, q.column), view(kv, k.column), view(vv, v.column), view(out, 0), mask,
                              scale, lse.data<float>());
 
@@ -329,7 +335,8 @@ Var attention(const AttentionOperand& q, const AttentionOperand& k, const Attent
     std::vector<Tensor> grads(shapes.size());
     for (size_t i = 0; i < shapes.size(); ++i) grads[i] = Tensor::zeros(shapes[i]);
     const Tensor dout = g.contiguous();
-    kernels::AttentionMask m{causal, key_valid.defined() ? key_valid.data<uint8_t>() : nullptr};
+    kernels::AttentionMask m{causal, key_valid.defined() ? key_valid.data<uint8_t>() : nullptr,
+                             slopes.defined() ? slopes.data<float>() : nullptr};
     kernels::attention_backward(shape, view(qv, qc), view(kv, kc), view(vv, vc), view(out, 0), view(dout, 0),
                                 lse.data<float>(), m, scale, view(grads[qi], qc), view(grads[ki], kc),
                                 view(grads[vi], vc));

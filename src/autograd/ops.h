@@ -69,6 +69,7 @@ struct AttentionSpec {
   bool causal = false;
   const Tensor* key_valid = nullptr;  // optional u8 [batch, kv_len]
   float scale = 0;                    // 0 = 1/sqrt(head_dim)
+  const Tensor* alibi_slopes = nullptr;  // optional f32 [heads] (ALiBi, see kernels::AttentionMask)
 };
 // Returns [batch, q_len, heads*head_dim].
 Var attention(const AttentionOperand& q, const AttentionOperand& k, const AttentionOperand& v,

@@ -171,6 +171,7 @@ struct Problem {
   bool causal;
   int64_t causal_offset;  // query i sees keys j <= i + causal_offset
   const uint8_t* key_valid;
+  const float* alibi_slopes;
   float scale;
 
   // Keys [0, key_end(i)) are the ones query i may see before padding.
@@ -196,6 +197,17 @@ bool padding_bias(const Problem& p, int64_t b, int64_t j0, int64_t n, float* bia
   return std::any_of(valid, valid + n, [](uint8_t v) { return v != 0; });
 }
 
+// The padding bias plus, with ALiBi, head h's slope times the key index (a per-row constant
+// shift of slope * query index would not change the softmax, so the key index alone suffices).
+bool key_bias(const Problem& p, int64_t b, int64_t h, int64_t j0, int64_t n, float* bias) {
+  const bool any_valid = padding_bias(p, b, j0, n, bias);
+  if (p.alibi_slopes) {
+    const float slope = p.alibi_slopes[h];
+    for (int64_t j = 0; j < n; ++j) bias[j] += slope * float(j0 + j);
+  }
+  return any_valid;
+}
+
 float* at(const HeadView& v, int64_t b, int64_t t, int64_t h) {
   return v.data + b * v.batch_stride + t * v.time_stride + h * v.head_stride;
 }
@@ -208,8 +220,8 @@ Problem make_problem(const char* op, const AttentionShape& s, const AttentionMas
   const int64_t kv_heads = s.kv_heads == 0 ? s.heads : s.kv_heads;
   TCAT_CHECK(kv_heads > 0 && s.heads % kv_heads == 0, "{}: kv_heads ({}) must divide heads ({})", op, kv_heads,
              s.heads);
-  return Problem{s.batch,    s.heads,     kv_heads,           s.heads / kv_heads, s.q_len, s.kv_len,
-                 s.head_dim, mask.causal, s.kv_len - s.q_len, mask.key_valid,     scale};
+  return Problem{s.batch,    s.heads,     kv_heads,           s.heads / kv_heads, s.q_len,           s.kv_len,
+                 s.head_dim, mask.causal, s.kv_len - s.q_len, mask.key_valid,     mask.alibi_slopes, scale};
 }
 
 void check_views(const char* op, std::initializer_list<std::pair<const char*, const HeadView*>> views) {
@@ -274,7 +286,7 @@ TCAT_DISPATCH void forward_query_block(const Problem& p, const HeadView& q, cons
   const int64_t keys_end = p.key_end(q1 - 1);  // the last query sees the most keys
   for (int64_t j0 = 0; j0 < keys_end; j0 += kKeyBlock) {
     const int64_t nk = std::min(kKeyBlock, keys_end - j0);
-    if (!padding_bias(p, b, j0, nk, s.bias.data())) continue;
+    if (!key_bias(p, b, h, j0, nk, s.bias.data())) continue;
     const float* kb = at(k, b, j0, kvh);
     const float* vb = at(v, b, j0, kvh);
     if (tiled) transpose_block(kb, k.time_stride, nk, dim, s.keys_t.data());
@@ -399,9 +411,11 @@ TCAT_DISPATCH void backward_kv_head(const Problem& p, const BackwardArgs& a, int
     if (first_query < p.q_len && padding_bias(p, b, j0, nk, s.bias.data())) {
       transpose_block(at(a.k, b, j0, kvh), a.k.time_stride, nk, dim, s.keys_t.data());
       transpose_block(at(a.v, b, j0, kvh), a.v.time_stride, nk, dim, s.values_t.data());
-      for (int64_t h = kvh * p.group; h < (kvh + 1) * p.group; ++h)
+      for (int64_t h = kvh * p.group; h < (kvh + 1) * p.group; ++h) {
+        if (p.alibi_slopes) key_bias(p, b, h, j0, nk, s.bias.data());
         for (int64_t q0 = first_query; q0 < p.q_len; q0 += kQueryBlock)
           backward_query_block(p, a, b, h, j0, nk, q0, std::min(q0 + kQueryBlock, p.q_len), s);
+      }
     }
     for (int64_t j = 0; j < nk; ++j) {
       std::copy_n(s.dk_acc.begin() + j * dim, dim, at(a.dk, b, j0 + j, kvh));

@@ -23,6 +23,7 @@ struct AttentionShape {
 struct AttentionMask {
   bool causal = false;                  // query i sees keys j <= i + (kv_len - q_len)
   const uint8_t* key_valid = nullptr;   // optional [batch, kv_len], 0 = padding key (masked out)
+  const float* alibi_slopes = nullptr;  // optional [heads]: ALiBi, adds slope[h] * j to the scores of key j
 };
 
 // out = softmax(scale * Q K^T + mask) V. lse: optional [batch, heads, q_len] log-sum-exp of the

@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "kernels/attention.h"
+#include "kernels/position.h"
 
 using namespace tcat::kernels;
 
@@ -37,6 +38,7 @@ struct Config {
   bool causal = false, padding = false;
   float scale = 0;  // 0: 1/sqrt(dim)
   Layout layout = Layout::Separate;
+  bool alibi = false;
 
   int64_t kv_head_count() const { return kv_heads == 0 ? heads : kv_heads; }
   float softmax_scale() const { return scale != 0 ? scale : 1.0f / std::sqrt(float(dim)); }
@@ -45,7 +47,7 @@ struct Config {
     return "batch " + std::to_string(batch) + " heads " + std::to_string(heads) + " kv_heads " +
            std::to_string(kv_head_count()) + " q_len " + std::to_string(q_len) + " kv_len " +
            std::to_string(kv_len) + " dim " + std::to_string(dim) + (causal ? " causal" : "") +
-           (padding ? " padding" : "") + " layout " + std::to_string(int(layout));
+           (padding ? " padding" : "") + (alibi ? " alibi" : "") + " layout " + std::to_string(int(layout));
   }
 };
 
@@ -92,6 +94,7 @@ struct Case {
   Config c;
   std::vector<float> qkv_storage, dout_storage, out_storage, grad_storage, lse;
   std::vector<uint8_t> key_valid;
+  std::vector<float> slopes;  // ALiBi
   QkvViews in, grad;
   HeadView out, dout;
 
@@ -107,9 +110,12 @@ struct Case {
       key_valid.resize(size_t(c.batch * c.kv_len));
       for (auto& valid : key_valid) valid = keep(rng);
     }
+    if (c.alibi) slopes = alibi_slopes(c.heads);
   }
 
-  AttentionMask mask() const { return {c.causal, key_valid.empty() ? nullptr : key_valid.data()}; }
+  AttentionMask mask() const {
+    return {c.causal, key_valid.empty() ? nullptr : key_valid.data(), slopes.empty() ? nullptr : slopes.data()};
+  }
 
   void run() {
     out = make_out(c, out_storage);
@@ -124,7 +130,8 @@ struct Case {
 };
 
 // Naive attention in double: the full score matrix per (batch, head), then softmax and its
-// textbook gradient. Layouts: out/dq [b][t][h][d], dk/dv [b][t][kv_head][d], lse [b][h][t].
+// textbook gradient. ALiBi adds slope * (j - i) to the score of query i and key j (the kernel
+// adds slope * j; the softmax does not see the per-row shift, but lse does). Layouts: out/dq [b][t][h][d], dk/dv [b][t][kv_head][d], lse [b][h][t].
 struct Reference {
   std::vector<double> out, lse, dq, dk, dv;
 
@@ -151,7 +158,7 @@ struct Reference {
             double dot = 0;
             for (int64_t d = 0; d < d_n; ++d)
               dot += double(elem(x.in.q, b, i, h, d)) * elem(x.in.k, b, j, kvh, d);
-            prob[j] = scale * dot;
+            prob[j] = scale * dot + (x.slopes.empty() ? 0.0 : double(x.slopes[h]) * double(j - i));
             max_score = std::max(max_score, prob[j]);
           }
           if (max_score == kNegInf) continue;  // no visible key: zeros, lse -inf
@@ -160,7 +167,8 @@ struct Reference {
             prob[j] = visible[j] ? std::exp(prob[j] - max_score) : 0.0;
             sum += prob[j];
           }
-          lse[(b * c.heads + h) * c.q_len + i] = max_score + std::log(sum);
+          const double alibi_shift = x.slopes.empty() ? 0.0 : double(x.slopes[h]) * double(i);
+          lse[(b * c.heads + h) * c.q_len + i] = max_score + std::log(sum) + alibi_shift;
           const int64_t row = ((b * c.q_len + i) * c.heads + h) * d_n;
           double delta = 0;  // sum_j P_ij dP_ij
           for (int64_t j = 0; j < c.kv_len; ++j) {
@@ -235,6 +243,20 @@ TEST(Attention, MatchesReferenceAcrossShapesAndMasks) {
           x.run();
           expect_matches_reference(x);
         }
+}
+
+TEST(Attention, AlibiMatchesReference) {
+  // 4 heads: powers-of-two slopes; 6 heads: the extra slopes of the next power of two.
+  uint32_t seed = 300;
+  for (int64_t heads : {4, 6})
+    for (int64_t q_len : {1, 7, 70})
+      for (bool causal : {false, true}) {
+        Config c{2, heads, heads / 2, q_len, 70, 16, causal, q_len == 7};
+        c.alibi = true;
+        Case x(c, ++seed);
+        x.run();
+        expect_matches_reference(x);
+      }
 }
 
 TEST(Attention, FusedQkvAndHeadMajorLayouts) {
