@@ -1,24 +1,15 @@
 #include "generate/translator.h"
 
 #include <algorithm>
-#include <filesystem>
 #include <numeric>
 
 #include "data/batch.h"
 
-namespace fs = std::filesystem;
 
 namespace tcat::generate {
 
-static std::string model_dir_of(const std::string& path) {
-  TCAT_CHECK(fs::exists(path), "model '{}' does not exist", path);
-  if (fs::exists(fs::path(path) / "model.safetensors")) return path;
-  if (fs::exists(fs::path(path) / "model" / "model.safetensors")) return (fs::path(path) / "model").string();
-  return train::resolve_checkpoint(path);
-}
-
 Translator::Translator(const std::string& model_path)
-    : path_(model_dir_of(model_path)), loaded_(train::load_model(path_)) {
+    : path_(train::resolve_model(model_path)), loaded_(train::load_model(path_)) {
   TCAT_CHECK(loaded_.config.layout == models::Layout::EncoderDecoder,
              "model '{}' is not an encoder-decoder model, it cannot translate", path_);
   TCAT_CHECK(loaded_.tokenizer.has_value(), "model '{}' has no tokenizer.model", path_);

@@ -286,7 +286,11 @@ void write_files(const fs::path& dir, const Checkpoint& c, const std::map<std::s
   meta["tcat.step"] = std::to_string(c.step);
   if (!c.train_config.is_null()) meta["tcat.train_config"] = dump(c.train_config, "the train config");
   std::vector<std::pair<std::string, Tensor>> tensors;
-  for (const auto& [name, v] : unique_parameters(c.model)) tensors.emplace_back(name, v.value());
+  TCAT_CHECK(c.weights_dtype == DType::F32 || c.weights_dtype == DType::BF16 || c.weights_dtype == DType::F16,
+             "checkpoint weights can be stored as f32, bf16 or f16, not {}", dtype_name(c.weights_dtype));
+  TCAT_CHECK(c.weights_dtype == DType::F32 || !c.training,
+             "a checkpoint with training state keeps f32 weights (resuming from rounded weights would not be exact)");
+  for (const auto& [name, v] : unique_parameters(c.model)) tensors.emplace_back(name, v.value().to(c.weights_dtype));
   io::save_safetensors((dir / kModelFile).string(), tensors, meta);
 
   if (c.tokenizer) write_synced(dir / kTokenizerFile, *c.tokenizer);
@@ -440,6 +444,24 @@ std::string resolve_checkpoint(const std::string& path) {
   if (const auto latest = latest_checkpoint(path)) return *latest;
   fail("'{}' is neither a checkpoint directory (no {}) nor a run directory (no {}/latest)", path, kModelFile,
        kCheckpointsDir);
+}
+
+std::string resolve_model(const std::string& path) {
+  TCAT_CHECK(fs::exists(path), "model '{}' does not exist", path);
+  if (is_file(fs::path(path) / kModelFile)) return path;
+  if (is_file(fs::path(path) / "model" / kModelFile)) return (fs::path(path) / "model").string();
+  return resolve_checkpoint(path);
+}
+
+void export_model(const std::string& from, const std::string& to, DType dtype) {
+  const std::string dir = resolve_model(from);
+  std::error_code ec;
+  TCAT_CHECK(!fs::exists(to) || fs::is_empty(to, ec) || is_file(fs::path(to) / kModelFile),
+             "export: '{}' exists and is not a checkpoint; refusing to replace it", to);
+  const LoadedModel m = load_model(dir);
+  Checkpoint c{*m.model, m.step, m.train_config, m.tokenizer};
+  c.weights_dtype = dtype;
+  write_checkpoint(to, c);
 }
 
 LoadedModel load_model(const std::string& dir) {

@@ -42,6 +42,7 @@ struct Checkpoint {
   nlohmann::json train_config = nullptr;    // the run's hyperparameters; null: none stored
   std::optional<std::string> tokenizer;     // stored as tokenizer.model
   const TrainingState* training = nullptr;  // null: an inference-only checkpoint
+  DType weights_dtype = DType::F32;         // storage of model.safetensors (F32, BF16 or F16); loading widens to F32
 };
 
 // Writes `c` as the checkpoint directory `dir`, atomically: via `dir`.tmp-<pid>, replacing an
@@ -65,6 +66,9 @@ std::optional<std::string> latest_checkpoint(const std::string& run_dir);
 std::optional<std::string> best_checkpoint(const std::string& run_dir);
 // A checkpoint directory as given, or a run directory's latest checkpoint.
 std::string resolve_checkpoint(const std::string& path);
+// For inference: a checkpoint directory as given, a run directory's final model/ (the averaged
+// model written when training ends) if it has one, else its latest checkpoint.
+std::string resolve_model(const std::string& path);
 
 struct LoadedModel {
   models::ArchConfig config;
@@ -76,6 +80,10 @@ struct LoadedModel {
 
 // Everything inference needs. The file must hold exactly the model's parameters with their shapes.
 LoadedModel load_model(const std::string& dir);
+
+// Writes the model at `from` (see resolve_model) as an inference-only checkpoint `to` with its
+// weights stored as `dtype`. `to` must not exist, be empty, or be a checkpoint (it is replaced).
+void export_model(const std::string& from, const std::string& to, DType dtype);
 
 struct ResumeInfo {
   int64_t step = 0;

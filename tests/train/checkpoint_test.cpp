@@ -159,6 +159,34 @@ TEST_F(CheckpointTest, LoadModelRebuildsTheArchitectureAndGivesIdenticalLogits) 
             loaded.model->forward(src, tgt, eval).value().to_vector());
 }
 
+TEST_F(CheckpointTest, ExportStoresBf16WeightsThatLoadAsRoundedF32) {
+  auto model = make_model(5);
+  const std::string tokenizer = "spm";
+  save_checkpoint(run(), Checkpoint{*model, 12, json{{"preset", "tiny"}}, tokenizer});
+  const std::string out = (dir_ / "exported").string();
+  export_model(run(), out, DType::BF16);
+
+  const io::SafetensorsFile file(out + "/model.safetensors");
+  for (const std::string& name : file.names()) EXPECT_EQ(file.info(name).dtype, "BF16") << name;
+  const LoadedModel loaded = load_model(out);
+  EXPECT_EQ(loaded.step, 12);
+  EXPECT_EQ(loaded.tokenizer, tokenizer);
+  EXPECT_EQ(loaded.train_config, (json{{"preset", "tiny"}}));
+  const auto original = model->named_parameters(), rounded = loaded.model->named_parameters();
+  ASSERT_EQ(original.size(), rounded.size());
+  for (size_t i = 0; i < original.size(); ++i)
+    EXPECT_EQ(rounded[i].second.value().to_vector(), original[i].second.value().to(DType::BF16).to(DType::F32).to_vector())
+        << original[i].first;
+
+  // Exporting again replaces the checkpoint; a directory holding anything else is never replaced.
+  export_model(run(), out, DType::F32);
+  EXPECT_EQ(io::SafetensorsFile(out + "/model.safetensors").info(original[0].first).dtype, "F32");
+  fs::create_directories(dir_ / "precious");
+  write_bytes(dir_ / "precious" / "notes.txt", "keep me");
+  EXPECT_TRUE(has(error_of([&] { export_model(run(), (dir_ / "precious").string(), DType::BF16); }), "refusing"));
+  EXPECT_EQ(read_bytes(dir_ / "precious" / "notes.txt"), "keep me");
+}
+
 TEST_F(CheckpointTest, StoresEachParameterOnceUnderItsNameWithTheArchitecture) {
   auto model = make_model(4);
   const std::string dir = save_checkpoint(run(), Checkpoint{*model, 1});

@@ -19,5 +19,6 @@ void register_bleu(CLI::App& app);
 void register_tokenizer(CLI::App& app);
 void register_train(CLI::App& app);
 void register_translate(CLI::App& app);
+void register_export(CLI::App& app);
 
 }  // namespace tcat::cli
