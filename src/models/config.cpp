@@ -17,7 +17,8 @@ const std::vector<std::pair<Layout, std::string>>& enum_names() {
 template <>
 const std::vector<std::pair<PositionKind, std::string>>& enum_names() {
   static const std::vector<std::pair<PositionKind, std::string>> v{
-      {PositionKind::Sinusoidal, "sinusoidal"}, {PositionKind::Learned, "learned"}, {PositionKind::None, "none"}};
+      {PositionKind::Sinusoidal, "sinusoidal"}, {PositionKind::Learned, "learned"}, {PositionKind::Rotary, "rotary"},
+      {PositionKind::ALiBi, "alibi"},           {PositionKind::None, "none"}};
   return v;
 }
 template <>
@@ -54,6 +55,10 @@ E enum_from_string(const std::string& key, const std::string& s) {
 
 }  // namespace
 
+int64_t ArchConfig::rotary_dim() const {
+  return position == PositionKind::Rotary ? int64_t(double(head_dim()) * double(rotary_fraction)) : 0;
+}
+
 void ArchConfig::validate() const {
   auto positive = [](const char* name, int64_t v) {
     if (v <= 0) throw UsageError(fmt::format("config: {} must be positive, got {}", name, v));
@@ -73,6 +78,17 @@ void ArchConfig::validate() const {
   if (layout != Layout::EncoderOnly && dec_layers == 0) throw UsageError("config: this layout needs dec_layers > 0");
   if (!(dropout >= 0.0f && dropout < 1.0f)) throw UsageError(fmt::format("config: dropout {} not in [0, 1)", dropout));
   if (!(norm_eps > 0.0f)) throw UsageError(fmt::format("config: norm_eps must be positive, got {}", norm_eps));
+  if (position_offset < 0)
+    throw UsageError(fmt::format("config: position_offset must not be negative, got {}", position_offset));
+  if (position == PositionKind::Rotary) {
+    if (!(rotary_fraction > 0.0f && rotary_fraction <= 1.0f))
+      throw UsageError(fmt::format("config: rotary_fraction {} not in (0, 1]", rotary_fraction));
+    if (rotary_dim() < 2 || rotary_dim() % 2 != 0)
+      throw UsageError(fmt::format("config: rotary_fraction {} of head_dim {} gives {} rotary dimensions (needs an "
+                                   "even number >= 2)",
+                                   rotary_fraction, head_dim(), rotary_dim()));
+    if (!(rotary_base > 1.0f)) throw UsageError(fmt::format("config: rotary_base must be > 1, got {}", rotary_base));
+  }
   if (pad_id < 0 || pad_id >= vocab)
     throw UsageError(fmt::format("config: pad_id {} outside the vocabulary of {}", pad_id, vocab));
 }
@@ -92,6 +108,11 @@ nlohmann::json ArchConfig::to_json() const {
           {"final_norm", final_norm},
           {"norm_eps", norm_eps},
           {"position", enum_to_string(position)},
+          {"position_offset", position_offset},
+          {"rotary_fraction", rotary_fraction},
+          {"rotary_interleaved", rotary_interleaved},
+          {"rotary_base", rotary_base},
+          {"embed_norm", embed_norm},
           {"activation", enum_to_string(activation)},
           {"gated_ffn", gated_ffn},
           {"parallel_block", parallel_block},
@@ -135,6 +156,11 @@ ArchConfig ArchConfig::from_json(const nlohmann::json& j) {
   get("final_norm", c.final_norm);
   get("norm_eps", c.norm_eps);
   get_enum("position", c.position);
+  get("position_offset", c.position_offset);
+  get("rotary_fraction", c.rotary_fraction);
+  get("rotary_interleaved", c.rotary_interleaved);
+  get("rotary_base", c.rotary_base);
+  get("embed_norm", c.embed_norm);
   get_enum("activation", c.activation);
   get("gated_ffn", c.gated_ffn);
   get("parallel_block", c.parallel_block);

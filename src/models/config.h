@@ -9,7 +9,9 @@
 namespace tcat::models {
 
 enum class Layout { EncoderDecoder, EncoderOnly, DecoderOnly };
-enum class PositionKind { Sinusoidal, Learned, None };
+// Sinusoidal and Learned are added to the embeddings; Rotary turns queries and keys inside
+// self-attention; ALiBi biases the attention scores by distance.
+enum class PositionKind { Sinusoidal, Learned, Rotary, ALiBi, None };
 
 struct ArchConfig {
   Layout layout = Layout::EncoderDecoder;
@@ -20,6 +22,11 @@ struct ArchConfig {
   bool final_norm = false;        // a norm after the last layer of each stack
   float norm_eps = 1e-5f;
   PositionKind position = PositionKind::Sinusoidal;
+  int64_t position_offset = 0;    // Learned: position p reads row p + offset (OPT: 2)
+  float rotary_fraction = 1.0f;   // Rotary: share of each head's dimensions that turn (NeoX rotary_pct)
+  bool rotary_interleaved = false;  // Rotary: pairs (2i, 2i+1) instead of (i, i + rotary_dim/2)
+  float rotary_base = 10000.0f;   // Rotary: theta (Llama rope_theta)
+  bool embed_norm = false;        // a norm right after the embeddings of each stack (BLOOM)
   nn::Activation activation = nn::Activation::ReLU;
   bool gated_ffn = false;
   bool parallel_block = false;
@@ -29,6 +36,10 @@ struct ArchConfig {
   bool scale_embeddings = true;   // multiply token embeddings by sqrt(d_model)
   float dropout = 0.1f;
   int64_t pad_id = 0;
+
+  int64_t head_dim() const { return d_model / heads; }
+  // Rotary: the leading dimensions of each head that turn (int(head_dim * rotary_fraction)).
+  int64_t rotary_dim() const;
 
   // Throws UsageError naming the first impossible value (heads not dividing d_model, ...).
   void validate() const;

@@ -48,7 +48,7 @@ Transformer::Transformer(const ArchConfig& config, Rng& rng) : cfg_(config) {
     }
   }
   if (cfg_.position == PositionKind::Learned) {
-    pos_embed_ = std::make_unique<nn::Embedding>(cfg_.max_positions, cfg_.d_model, 0.02f, rng);
+    pos_embed_ = std::make_unique<nn::Embedding>(cfg_.max_positions + cfg_.position_offset, cfg_.d_model, 0.02f, rng);
     add_module("pos_embed", *pos_embed_);
   } else if (cfg_.position == PositionKind::Sinusoidal) {
     sinusoids_ = sinusoidal_table(cfg_.max_positions, cfg_.d_model);
@@ -58,10 +58,17 @@ Transformer::Transformer(const ArchConfig& config, Rng& rng) : cfg_(config) {
                          false,        false,          cfg_.norm,           cfg_.norm_eps,
                          cfg_.pre_norm, cfg_.parallel_block, cfg_.activation, cfg_.gated_ffn,
                          cfg_.bias,    cfg_.dropout};
+  block.rotary = {cfg_.rotary_dim(), cfg_.rotary_interleaved, cfg_.rotary_base};
+  block.alibi = cfg_.position == PositionKind::ALiBi;
   auto make_stack = [&](int64_t n, bool causal, bool cross, std::vector<std::unique_ptr<nn::TransformerBlock>>& out,
-                        Stack& stack, Stack& layers, std::unique_ptr<nn::Norm>& final_norm, const char* name) {
+                        Stack& stack, Stack& layers, std::unique_ptr<nn::Norm>& final_norm,
+                        std::unique_ptr<nn::Norm>& embed_norm, const char* name) {
     block.causal = causal;
     block.cross = cross;
+    if (cfg_.embed_norm) {
+      embed_norm = std::make_unique<nn::Norm>(cfg_.norm, cfg_.d_model, cfg_.norm_eps, cfg_.bias);
+      stack.add("embed_norm", *embed_norm);
+    }
     for (int64_t i = 0; i < n; ++i) {
       out.push_back(std::make_unique<nn::TransformerBlock>(block, rng));
       layers.add(std::to_string(i), *out.back());
@@ -74,18 +81,19 @@ Transformer::Transformer(const ArchConfig& config, Rng& rng) : cfg_(config) {
     add_module(name, stack);
   };
   if (has_encoder)
-    make_stack(cfg_.enc_layers, false, false, encoder_, encoder_stack_, encoder_layers_, encoder_norm_, "encoder");
+    make_stack(cfg_.enc_layers, false, false, encoder_, encoder_stack_, encoder_layers_, encoder_norm_,
+               encoder_embed_norm_, "encoder");
   if (has_decoder)
     make_stack(cfg_.dec_layers, true, has_encoder, decoder_, decoder_stack_, decoder_layers_, decoder_norm_,
-               "decoder");
+               decoder_embed_norm_, "decoder");
   if (!cfg_.tie_output) {
     lm_head_ = std::make_unique<nn::Linear>(cfg_.d_model, cfg_.vocab, false, rng);
     add_module("lm_head", *lm_head_);
   }
 }
 
-Var Transformer::embed(const nn::Embedding& table, const Tensor& ids, const ForwardContext& ctx,
-                       int64_t first_position) const {
+Var Transformer::embed(const nn::Embedding& table, const nn::Norm* norm, const Tensor& ids,
+                       const ForwardContext& ctx, int64_t first_position) const {
   TCAT_CHECK(ids.ndim() == 2, "token ids must be [batch, time], got {}", ids.desc());
   const int64_t T = ids.dim(1), end = first_position + T;
   TCAT_CHECK(end <= cfg_.max_positions, "sequence of {} tokens exceeds the model's {} positions", end,
@@ -96,30 +104,40 @@ Var Transformer::embed(const nn::Embedding& table, const Tensor& ids, const Forw
     x = ag::add(x, Var(sinusoids_.slice(0, first_position, end)));
   } else if (cfg_.position == PositionKind::Learned) {
     std::vector<int64_t> pos(static_cast<size_t>(T));
-    for (int64_t i = 0; i < T; ++i) pos[size_t(i)] = first_position + i;
+    for (int64_t i = 0; i < T; ++i) pos[size_t(i)] = first_position + i + cfg_.position_offset;
     x = ag::add(x, pos_embed_->forward(Tensor::from_ids(pos, {T})));
   }
+  if (norm) x = norm->forward(x);
   if (ctx.training) x = ag::dropout(x, cfg_.dropout, *ctx.rng);
   return x;
 }
 
 Var Transformer::run_stack(const std::vector<std::unique_ptr<nn::TransformerBlock>>& layers,
                            const nn::Norm* final_norm, Var x, const Tensor* x_valid, const Var& memory,
-                           const Tensor* memory_valid, const ForwardContext& ctx) const {
-  for (const auto& layer : layers) x = layer->forward(x, x_valid, memory, memory_valid, ctx);
-  return final_norm ? final_norm->forward(x) : x;
+                           const Tensor* memory_valid, const ForwardContext& ctx,
+                           std::vector<Var>* hidden_states) const {
+  if (hidden_states) hidden_states->assign({x});
+  for (const auto& layer : layers) {
+    x = layer->forward(x, x_valid, memory, memory_valid, ctx);
+    if (hidden_states) hidden_states->push_back(x);
+  }
+  if (final_norm) x = final_norm->forward(x);
+  if (hidden_states) hidden_states->back() = x;
+  return x;
 }
 
-Var Transformer::encode(const Tensor& src, const Tensor* src_valid, const ForwardContext& ctx) const {
+Var Transformer::encode(const Tensor& src, const Tensor* src_valid, const ForwardContext& ctx,
+                        std::vector<Var>* hidden_states) const {
   TCAT_CHECK(src_embed_, "this {} model has no encoder", cfg_.to_json()["layout"].get<std::string>());
-  return run_stack(encoder_, encoder_norm_.get(), embed(*src_embed_, src, ctx), src_valid, Var(), nullptr, ctx);
+  return run_stack(encoder_, encoder_norm_.get(), embed(*src_embed_, encoder_embed_norm_.get(), src, ctx),
+                   src_valid, Var(), nullptr, ctx, hidden_states);
 }
 
 Var Transformer::decode(const Tensor& tgt, const Tensor* tgt_valid, const Var& memory, const Tensor* src_valid,
-                        const ForwardContext& ctx) const {
+                        const ForwardContext& ctx, std::vector<Var>* hidden_states) const {
   TCAT_CHECK(!decoder_.empty(), "this encoder-only model has no decoder");
-  return run_stack(decoder_, decoder_norm_.get(), embed(target_table(), tgt, ctx), tgt_valid, memory, src_valid,
-                   ctx);
+  return run_stack(decoder_, decoder_norm_.get(), embed(target_table(), decoder_embed_norm_.get(), tgt, ctx),
+                   tgt_valid, memory, src_valid, ctx, hidden_states);
 }
 
 Var Transformer::project(const Var& hidden) const {
@@ -191,7 +209,7 @@ Tensor Transformer::decode_step(const Tensor& tokens, DecoderState& state) const
   TCAT_CHECK(ids.ndim() == 2 && ids.dim(0) == state.rows() && ids.dim(1) >= 1,
              "decode_step: tokens {} for a state of {} rows", tokens.desc(), state.rows());
   ag::NoGradGuard no_grad;
-  Var x = embed(target_table(), ids, ForwardContext{}, state.length());
+  Var x = embed(target_table(), decoder_embed_norm_.get(), ids, ForwardContext{}, state.length());
   const Tensor* memory_valid = state.memory_valid_.defined() ? &state.memory_valid_ : nullptr;
   for (size_t i = 0; i < decoder_.size(); ++i)
     x = decoder_[i]->step(x, state.layers_[i], memory_valid, state.rows_per_memory_);

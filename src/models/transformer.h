@@ -51,11 +51,15 @@ class Transformer : public nn::Module {
 
   const ArchConfig& config() const { return cfg_; }
 
+  // `hidden_states`, when given, receives what Hugging Face's output_hidden_states holds: the
+  // embedding output (after the embedding norm), then each layer's output, the last one after
+  // the stack's final norm.
   // src ids i64 [B, S] -> memory [B, S, d] (after the final norm if configured).
-  Var encode(const Tensor& src, const Tensor* src_valid, const ForwardContext& ctx) const;
+  Var encode(const Tensor& src, const Tensor* src_valid, const ForwardContext& ctx,
+             std::vector<Var>* hidden_states = nullptr) const;
   // tgt ids i64 [B, T] -> hidden [B, T, d]. memory/src_valid only for encoder-decoder layouts.
   Var decode(const Tensor& tgt, const Tensor* tgt_valid, const Var& memory, const Tensor* src_valid,
-             const ForwardContext& ctx) const;
+             const ForwardContext& ctx, std::vector<Var>* hidden_states = nullptr) const;
   // hidden [..., d] -> logits [..., vocab].
   Var project(const Var& hidden) const;
 
@@ -75,18 +79,20 @@ class Transformer : public nn::Module {
 
  private:
   // Token embeddings (scaled if configured) plus the positions first_position, first_position+1, ...
-  Var embed(const nn::Embedding& table, const Tensor& ids, const ForwardContext& ctx,
+  // (Sinusoidal/Learned), then the stack's embedding norm if configured.
+  Var embed(const nn::Embedding& table, const nn::Norm* norm, const Tensor& ids, const ForwardContext& ctx,
             int64_t first_position = 0) const;
   const nn::Embedding& target_table() const { return tgt_embed_ ? *tgt_embed_ : *src_embed_; }
   Var run_stack(const std::vector<std::unique_ptr<nn::TransformerBlock>>& layers, const nn::Norm* final_norm,
                 Var x, const Tensor* x_valid, const Var& memory, const Tensor* memory_valid,
-                const ForwardContext& ctx) const;
+                const ForwardContext& ctx, std::vector<Var>* hidden_states) const;
 
   ArchConfig cfg_;
   Tensor sinusoids_;
   std::unique_ptr<nn::Embedding> src_embed_, tgt_embed_, pos_embed_;
   std::vector<std::unique_ptr<nn::TransformerBlock>> encoder_, decoder_;
   std::unique_ptr<nn::Norm> encoder_norm_, decoder_norm_;
+  std::unique_ptr<nn::Norm> encoder_embed_norm_, decoder_embed_norm_;
   std::unique_ptr<nn::Linear> lm_head_;
   // Registration containers so parameter names read "encoder.layers.3.ffn.up.weight".
   struct Stack : nn::Module {

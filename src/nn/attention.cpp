@@ -77,8 +77,16 @@ MultiHeadAttention::MultiHeadAttention(const AttentionOptions& o, Rng& rng)
     : heads_(o.heads),
       kv_heads_(o.kv_heads ? o.kv_heads : o.heads),
       head_dim_(checked_head_dim(o)),
+      rotary_(o.rotary),
       out_(o.heads * head_dim_, o.d_model, o.bias, rng) {
   const int64_t q_width = heads_ * head_dim_, kv_width = kv_heads_ * head_dim_;
+  TCAT_CHECK(!o.cross || (rotary_.rotary_dim == 0 && !o.alibi), "attention: cross-attention takes no position scheme");
+  TCAT_CHECK(rotary_.rotary_dim == 0 || (rotary_.rotary_dim % 2 == 0 && rotary_.rotary_dim <= head_dim_),
+             "attention: rotary_dim {} must be even and at most head_dim {}", rotary_.rotary_dim, head_dim_);
+  if (o.alibi) {
+    const std::vector<float> slopes = kernels::alibi_slopes(heads_);
+    alibi_slopes_ = Tensor::from_vector(slopes, {heads_});
+  }
   if (o.cross) {
     q_ = std::make_unique<Linear>(o.d_model, q_width, o.bias, rng);
     kv_ = std::make_unique<Linear>(o.d_model, 2 * kv_width, o.bias, rng);
@@ -93,9 +101,10 @@ MultiHeadAttention::MultiHeadAttention(const AttentionOptions& o, Rng& rng)
 
 Var MultiHeadAttention::self_attention(const Var& x, bool causal, const Tensor* key_valid) const {
   TCAT_CHECK(qkv_, "self_attention called on a cross-attention module");
-  const Var qkv = qkv_->forward(x);
+  const Var qkv = rotate(qkv_->forward(x), 0);
   const int64_t kv_width = kv_heads_ * head_dim_, q_width = heads_ * head_dim_;
-  ag::AttentionSpec spec{heads_, kv_heads_, head_dim_, causal, key_valid, 0.0f};
+  ag::AttentionSpec spec{heads_, kv_heads_, head_dim_, causal, key_valid, 0.0f,
+                         alibi_slopes_.defined() ? &alibi_slopes_ : nullptr};
   Var y = ag::attention({qkv, 0}, {qkv, q_width}, {qkv, q_width + kv_width}, spec);
   return out_.forward(y);
 }
@@ -115,7 +124,7 @@ Var MultiHeadAttention::self_attention_step(const Var& x, KVCache& cache) const 
   TCAT_CHECK(cache.kv_width() == kv_heads_ * head_dim_ && cache.rows() == x.dim(0),
              "self_attention_step: cache of {} rows x {} kv columns for input {} ({} kv columns)", cache.rows(),
              cache.kv_width(), x.desc(), kv_heads_ * head_dim_);
-  const Tensor qkv = qkv_->forward(x).value();
+  const Tensor qkv = rotate(qkv_->forward(x), cache.length()).value();
   cache.append(qkv, heads_ * head_dim_);
   return attend_cached(qkv, cache, qkv.dim(0), true, nullptr);
 }
@@ -156,8 +165,28 @@ Var MultiHeadAttention::attend_cached(const Tensor& q, const KVCache& cache, int
       {batch, heads_, q_len, kv_len, head_dim_, kv_heads_}, {q.data<float>(), q_len * width, width, head_dim_},
       {base, kv_stride, 2 * kv_width, head_dim_}, {base ? base + kv_width : nullptr, kv_stride, 2 * kv_width, head_dim_},
       {out.data<float>(), q_len * out_width, out_width, head_dim_},
-      {causal, key_valid ? key_valid->data<uint8_t>() : nullptr}, 1.0f / std::sqrt(float(head_dim_)), nullptr);
+      {causal, key_valid ? key_valid->data<uint8_t>() : nullptr,
+       alibi_slopes_.defined() ? alibi_slopes_.data<float>() : nullptr},
+      1.0f / std::sqrt(float(head_dim_)), nullptr);
   return out_.forward(Var(out));
+}
+
+Var MultiHeadAttention::rotate(const Var& qkv, int64_t first_position) const {
+  if (rotary_.rotary_dim == 0) return qkv;
+  const int64_t rotated_heads = heads_ + kv_heads_, dim = head_dim_;  // Q heads then K heads
+  const kernels::RotarySpec spec = rotary_;
+  if (!ag::grad_enabled()) {  // inference: the projection output is ours to turn in place
+    Tensor value = qkv.value();
+    kernels::rotary_inplace(value, 0, rotated_heads, dim, spec, first_position, false);
+    return qkv;
+  }
+  Tensor out = qkv.value().clone();
+  kernels::rotary_inplace(out, 0, rotated_heads, dim, spec, first_position, false);
+  return ag::record("rotary", out, {qkv}, [=](const Tensor& g, ag::GradSink& sink) {
+    Tensor grad = g.contiguous().clone();  // a rotation's transpose is the opposite rotation
+    kernels::rotary_inplace(grad, 0, rotated_heads, dim, spec, first_position, true);
+    sink.add(0, std::move(grad));
+  });
 }
 
 }  // namespace tcat::nn

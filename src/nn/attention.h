@@ -4,6 +4,7 @@
 #pragma once
 #include <vector>
 
+#include "kernels/position.h"
 #include "nn/layers.h"
 
 namespace tcat::nn {
@@ -12,6 +13,9 @@ struct AttentionOptions {
   int64_t d_model = 0, heads = 0, kv_heads = 0;  // kv_heads 0 = heads
   bool bias = true;
   bool cross = false;  // attends to a separate memory sequence
+  // Position schemes inside self-attention (cross-attention has neither).
+  kernels::RotarySpec rotary{};  // rotary_dim 0 = no rotary embedding
+  bool alibi = false;            // ALiBi biases (kernels::alibi_slopes)
 };
 
 // Copies of rows `rows` (indices into dim 0, repeats allowed) of a contiguous tensor [R, T, ...];
@@ -48,7 +52,7 @@ class KVCache {
 class MultiHeadAttention : public Module {
  public:
   MultiHeadAttention(const AttentionOptions& opt, Rng& rng);
-  // x [B, T, d]; key_valid optional u8 [B, T_keys] (0 = padding).
+  // x [B, T, d] at positions 0..T-1; key_valid optional u8 [B, T_keys] (0 = padding).
   Var self_attention(const Var& x, bool causal, const Tensor* key_valid) const;
   Var cross_attention(const Var& x, const Var& memory, const Tensor* memory_valid) const;
 
@@ -73,8 +77,12 @@ class MultiHeadAttention : public Module {
   // rows are queries of the same sequence.
   Var attend_cached(const Tensor& q, const KVCache& cache, int64_t batch, bool causal,
                     const Tensor* key_valid) const;
+  // The fused qkv projection with its query and key heads turned to positions first_position, ...
+  Var rotate(const Var& qkv, int64_t first_position) const;
 
   int64_t heads_, kv_heads_, head_dim_;
+  kernels::RotarySpec rotary_;
+  Tensor alibi_slopes_;  // f32 [heads], undefined without ALiBi
   std::unique_ptr<Linear> qkv_, q_, kv_;
   Linear out_;
 };

@@ -4,7 +4,7 @@ namespace tcat::nn {
 
 TransformerBlock::TransformerBlock(const BlockOptions& o, Rng& rng)
     : opt_(o),
-      self_attn_({o.d_model, o.heads, o.kv_heads, o.bias, false}, rng),
+      self_attn_({o.d_model, o.heads, o.kv_heads, o.bias, false, o.rotary, o.alibi}, rng),
       ffn_(o.d_model, o.d_ff, o.activation, o.gated_ffn, o.bias, o.dropout, rng),
       norm_self_(o.norm, o.d_model, o.norm_eps, o.bias),
       norm_ffn_(o.norm, o.d_model, o.norm_eps, o.bias) {

@@ -20,6 +20,8 @@ struct BlockOptions {
   bool gated_ffn = false;
   bool bias = true;
   float dropout = 0.0f;
+  kernels::RotarySpec rotary{};  // self-attention position schemes (AttentionOptions)
+  bool alibi = false;
 };
 
 // One block's state during incremental decoding.
