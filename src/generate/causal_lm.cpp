@@ -1,0 +1,184 @@
+#include "generate/causal_lm.h"
+
+#include <algorithm>
+#include <cmath>
+
+namespace tcat::generate {
+namespace {
+
+Tensor prompt_tensor(const models::Transformer& model, const std::vector<int64_t>& prompt, int64_t max_new) {
+  TCAT_CHECK(model.config().layout == models::Layout::DecoderOnly, "generation from a prompt needs a decoder-only model");
+  if (prompt.empty()) throw UsageError("the prompt has no tokens");
+  const int64_t positions = model.config().max_positions;
+  if (int64_t(prompt.size()) + max_new > positions)
+    throw UsageError(fmt::format("prompt of {} tokens plus {} new tokens exceeds the model's context of {}",
+                                 prompt.size(), max_new, positions));
+  return Tensor::from_ids(prompt, {1, int64_t(prompt.size())});
+}
+
+bool is_eos(int64_t token, const std::vector<int64_t>& eos_ids) {
+  return std::find(eos_ids.begin(), eos_ids.end(), token) != eos_ids.end();
+}
+
+void log_softmax_row(const float* logits, int64_t vocab, std::vector<float>& out) {
+  const float top = *std::max_element(logits, logits + vocab);
+  double sum = 0;
+  for (int64_t v = 0; v < vocab; ++v) sum += std::exp(double(logits[v] - top));
+  const float log_sum = float(std::log(sum)) + top;
+  out.resize(size_t(vocab));
+  for (int64_t v = 0; v < vocab; ++v) out[size_t(v)] = logits[v] - log_sum;
+}
+
+// Finished hypotheses of beam search, at most `beams`, with the worst score among them.
+struct Finished {
+  struct Hypothesis {
+    float score;
+    std::vector<int64_t> tokens;
+  };
+  std::vector<Hypothesis> hyps;
+  float worst = 1e9f;
+
+  void add(std::vector<int64_t> tokens, float sum_logprobs, int64_t generated, const LmBeamOptions& opt) {
+    const float score = sum_logprobs / std::pow(float(generated), opt.length_penalty);
+    if (int64_t(hyps.size()) >= opt.beams && score <= worst) return;
+    hyps.push_back({score, std::move(tokens)});
+    if (int64_t(hyps.size()) > opt.beams) {
+      auto by_score = [](const Hypothesis& a, const Hypothesis& b) { return a.score < b.score; };
+      hyps.erase(std::min_element(hyps.begin(), hyps.end(), by_score));
+      worst = std::min_element(hyps.begin(), hyps.end(), by_score)->score;
+    } else {
+      worst = std::min(worst, score);
+    }
+  }
+  bool done(float best_sum_logprobs, int64_t generated, const LmBeamOptions& opt) const {
+    if (int64_t(hyps.size()) < opt.beams) return false;
+    if (opt.early_stopping) return true;
+    return worst >= best_sum_logprobs / std::pow(float(generated), opt.length_penalty);
+  }
+};
+
+}  // namespace
+
+std::vector<int64_t> continue_prompt(const models::Transformer& model, const std::vector<int64_t>& prompt,
+                                     const ContinueOptions& opt, Rng& rng, const TokenCallback& on_token) {
+  validate(opt.sampling);
+  const Tensor ids = prompt_tensor(model, prompt, opt.max_new_tokens);
+  const int64_t vocab = model.config().vocab;
+  models::DecoderState state = model.start_decoding(1, int64_t(prompt.size()) + opt.max_new_tokens);
+  std::vector<int64_t> history = prompt, generated;
+  Tensor logits = model.decode_step(ids, state);
+  while (int64_t(generated.size()) < opt.max_new_tokens) {
+    const int64_t token = sample_next(logits.data<float>(), vocab, history, opt.sampling, rng);
+    generated.push_back(token);
+    history.push_back(token);
+    if (on_token && !on_token(token, logits.data<float>())) break;
+    if (is_eos(token, opt.eos_ids) || int64_t(generated.size()) == opt.max_new_tokens) break;
+    logits = model.decode_step(Tensor::from_ids({token}, {1}), state);
+  }
+  return generated;
+}
+
+LmBeamResult lm_beam_search(const models::Transformer& model, const std::vector<int64_t>& prompt,
+                            const LmBeamOptions& opt) {
+  TCAT_CHECK(opt.beams >= 1 && opt.max_new_tokens >= 1, "beam search: {} beams, {} new tokens", opt.beams,
+             opt.max_new_tokens);
+  const Tensor ids = prompt_tensor(model, prompt, opt.max_new_tokens);
+  const int64_t vocab = model.config().vocab, beams = opt.beams;
+  TCAT_CHECK(vocab >= 2 * beams, "beam search: {} beams need a vocabulary of at least {}", beams, 2 * beams);
+  models::DecoderState state = model.start_decoding(1, int64_t(prompt.size()) + opt.max_new_tokens);
+  Tensor logits = model.decode_step(ids, state);  // one row: every beam starts from the prompt
+  std::vector<std::vector<int64_t>> live(1);
+  std::vector<float> live_scores{0.0f};
+  Finished finished;
+  bool finished_enough = false;  // no live beam can beat the finished hypotheses any more
+  std::vector<float> logprobs;
+  struct Candidate {
+    float score;
+    int64_t beam, token;
+  };
+  std::vector<Candidate> candidates;
+  for (int64_t generated = 1;; ++generated) {
+    candidates.clear();
+    for (size_t b = 0; b < live.size(); ++b) {
+      log_softmax_row(logits.data<float>() + int64_t(b) * vocab, vocab, logprobs);
+      for (int64_t v = 0; v < vocab; ++v) candidates.push_back({logprobs[size_t(v)] + live_scores[b], int64_t(b), v});
+    }
+    const size_t take = std::min(candidates.size(), size_t(2 * beams));
+    std::partial_sort(candidates.begin(), candidates.begin() + int64_t(take), candidates.end(),
+                      [](const Candidate& a, const Candidate& b) {
+                        if (a.score != b.score) return a.score > b.score;
+                        return a.beam != b.beam ? a.beam < b.beam : a.token < b.token;
+                      });
+    std::vector<std::vector<int64_t>> next;
+    std::vector<float> next_scores;
+    std::vector<int64_t> rows, tokens;
+    for (size_t rank = 0; rank < take && int64_t(next.size()) < beams; ++rank) {
+      const Candidate& c = candidates[rank];
+      if (is_eos(c.token, opt.eos_ids)) {
+        if (int64_t(rank) >= beams) continue;
+        std::vector<int64_t> hyp = live[size_t(c.beam)];
+        hyp.push_back(c.token);
+        finished.add(std::move(hyp), c.score, generated, opt);
+        continue;
+      }
+      next.push_back(live[size_t(c.beam)]);
+      next.back().push_back(c.token);
+      next_scores.push_back(c.score);
+      rows.push_back(c.beam);
+      tokens.push_back(c.token);
+    }
+    TCAT_CHECK(int64_t(next.size()) == beams, "beam search: only {} live beams (too many EOS candidates)", next.size());
+    finished_enough = finished.done(candidates.front().score, generated, opt);
+    live = std::move(next);
+    live_scores = std::move(next_scores);
+    if (finished_enough || generated == opt.max_new_tokens) break;
+    state.reorder(rows);
+    logits = model.decode_step(Tensor::from_ids(tokens, {beams}), state);
+  }
+  if (!finished_enough)
+    for (size_t b = 0; b < live.size(); ++b) finished.add(live[b], live_scores[b], int64_t(live[b].size()), opt);
+  const auto best = std::max_element(finished.hyps.begin(), finished.hyps.end(),
+                                     [](const auto& a, const auto& b) { return a.score < b.score; });
+  return {best->tokens, best->score};
+}
+
+}  // namespace tcat::generate
+
+namespace tcat::generate {
+
+std::string TextStreamer::update(const std::string& text) {
+  if (stopped_) return {};
+  text_ = text;
+  size_t end = text_.size();
+  for (const std::string& stop : stops_) {
+    const size_t at = text_.find(stop, printed_ > stop.size() ? printed_ - stop.size() : 0);
+    if (!stop.empty() && at != std::string::npos && at < end) {
+      end = at;
+      stopped_ = true;
+    }
+  }
+  if (!stopped_) {
+    static const std::string kReplacement = "\xEF\xBF\xBD";  // U+FFFD: a character still incomplete
+    while (end >= kReplacement.size() && text_.compare(end - kReplacement.size(), kReplacement.size(), kReplacement) == 0)
+      end -= kReplacement.size();
+    for (const std::string& stop : stops_)  // a tail that may grow into a stop string
+      for (size_t n = std::min(stop.size() - 1, end); n > 0; --n)
+        if (text_.compare(end - n, n, stop, 0, n) == 0) {
+          end -= n;
+          break;
+        }
+  }
+  if (end <= printed_) return {};
+  std::string out = text_.substr(printed_, end - printed_);
+  printed_ = end;
+  return out;
+}
+
+std::string TextStreamer::finish() {
+  if (stopped_ || printed_ >= text_.size()) return {};
+  std::string out = text_.substr(printed_);
+  printed_ = text_.size();
+  return out;
+}
+
+}  // namespace tcat::generate

@@ -1,0 +1,108 @@
+#include "io/llama2c.h"
+
+#include <cstring>
+#include <map>
+
+namespace tcat::io {
+
+HfModel load_llama2c(const std::string& path) {
+  const std::shared_ptr<Storage> file = Storage::map_file(path);
+  constexpr size_t kHeaderBytes = 7 * sizeof(int32_t);
+  if (file->bytes() < kHeaderBytes) fail("{}: {} bytes is too short for a llama2.c header", path, file->bytes());
+  int32_t header[7];
+  std::memcpy(header, file->data(), kHeaderBytes);
+  const char* names[7] = {"dim", "hidden_dim", "n_layers", "n_heads", "n_kv_heads", "vocab_size", "seq_len"};
+  for (int i = 0; i < 7; ++i)
+    if (header[i] == 0 || (header[i] < 0 && i != 5))
+      fail("{}: llama2.c header field {} = {} is not a positive size", path, names[i], header[i]);
+  const int64_t dim = header[0], hidden = header[1], layers = header[2], heads = header[3], kv_heads = header[4];
+  const bool shared_classifier = header[5] > 0;
+  const int64_t vocab = std::abs(int64_t(header[5])), seq_len = header[6];
+  if (dim % heads != 0 || heads % kv_heads != 0)
+    fail("{}: n_heads {} must divide dim {} and n_kv_heads {} must divide n_heads", path, heads, dim, kv_heads, heads);
+
+  HfModel out;
+  out.config.family = &models::llama_family();
+  models::ArchConfig& c = out.config.arch;
+  c = models::hf_decoder_base();
+  c.vocab = vocab;
+  c.d_model = dim;
+  c.heads = heads;
+  c.kv_heads = kv_heads;
+  c.d_ff = hidden;
+  c.dec_layers = layers;
+  c.max_positions = seq_len;
+  c.norm = nn::NormKind::RMSNorm;
+  c.norm_eps = 1e-5f;  // run.c's rmsnorm
+  c.activation = nn::Activation::SiLU;
+  c.gated_ffn = true;
+  c.bias = false;
+  c.position = models::PositionKind::Rotary;
+  c.rotary_interleaved = true;
+  c.tie_output = shared_classifier;
+  c.validate();
+  out.config.bos_id = kLlama2cBos;
+  out.config.eos_ids = {kLlama2cBos};
+
+  const int64_t head_dim = dim / heads, kv_dim = kv_heads * head_dim;
+  // run.c's order; each entry is all layers' tensors of one kind, back to back.
+  struct Block {
+    const char* name;
+    Shape shape;  // per layer (layers > 1) or whole
+    int64_t count;
+  };
+  const std::vector<Block> blocks = {
+      {"token_embedding_table", {vocab, dim}, 1}, {"rms_att_weight", {dim}, layers},
+      {"wq", {dim, dim}, layers},                 {"wk", {kv_dim, dim}, layers},
+      {"wv", {kv_dim, dim}, layers},              {"wo", {dim, dim}, layers},
+      {"rms_ffn_weight", {dim}, layers},          {"w1", {hidden, dim}, layers},
+      {"w2", {dim, hidden}, layers},              {"w3", {hidden, dim}, layers},
+      {"rms_final_weight", {dim}, 1},             {"freq_cis_real", {seq_len * head_dim / 2}, 1},
+      {"freq_cis_imag", {seq_len * head_dim / 2}, 1}};
+  std::map<std::string, std::vector<Tensor>> weights;
+  size_t offset = kHeaderBytes;
+  auto take = [&](const char* name, const Shape& shape, int64_t count) {
+    const size_t bytes = size_t(shape_numel(shape)) * sizeof(float);
+    if (offset + bytes * size_t(count) > file->bytes())
+      fail("{}: the file ends inside {} ({} bytes, needs {} from offset {})", path, name, file->bytes(),
+           bytes * size_t(count), offset);
+    for (int64_t i = 0; i < count; ++i, offset += bytes)
+      weights[name].push_back(Tensor::from_storage(file, offset, shape, DType::F32));
+  };
+  for (const Block& b : blocks) take(b.name, b.shape, b.count);
+  if (!shared_classifier) take("wcls", {vocab, dim}, 1);
+  if (offset != file->bytes())
+    fail("{}: {} bytes after the weights the header describes ({} bytes expected in all)", path,
+         file->bytes() - offset, offset);
+
+  Rng init_rng(0);  // every parameter is overwritten below
+  out.model = std::make_unique<models::Transformer>(c, init_rng);
+  std::map<std::string, ag::Var> params;
+  for (auto& [name, v] : out.model->named_parameters()) params.emplace(name, v);
+  auto set = [&](const std::string& name, const Tensor& value) {
+    ag::Var& p = params.at(name);
+    TCAT_CHECK(p.shape() == value.shape(), "llama2.c: {} is {}, the model needs {}", name, value.desc(), p.desc());
+    p.value() = value;
+  };
+  set("embed.weight", weights["token_embedding_table"][0]);
+  for (int64_t l = 0; l < layers; ++l) {
+    const std::string prefix = fmt::format("decoder.layers.{}.", l);
+    const size_t i = size_t(l);
+    Tensor qkv = Tensor::empty({dim + 2 * kv_dim, dim});
+    qkv.slice(0, 0, dim).copy_from(weights["wq"][i]);
+    qkv.slice(0, dim, dim + kv_dim).copy_from(weights["wk"][i]);
+    qkv.slice(0, dim + kv_dim, dim + 2 * kv_dim).copy_from(weights["wv"][i]);
+    set(prefix + "self_attn.qkv.weight", qkv);
+    set(prefix + "self_attn.out.weight", weights["wo"][i]);
+    set(prefix + "norm_self.weight", weights["rms_att_weight"][i]);
+    set(prefix + "norm_ffn.weight", weights["rms_ffn_weight"][i]);
+    set(prefix + "ffn.gate.weight", weights["w1"][i]);
+    set(prefix + "ffn.down.weight", weights["w2"][i]);
+    set(prefix + "ffn.up.weight", weights["w3"][i]);
+  }
+  set("decoder.final_norm.weight", weights["rms_final_weight"][0]);
+  if (!shared_classifier) set("lm_head.weight", weights["wcls"][0]);
+  return out;
+}
+
+}  // namespace tcat::io
