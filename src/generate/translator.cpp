@@ -29,8 +29,11 @@ std::vector<std::vector<Translation>> Translator::translate(const std::vector<st
   std::vector<std::vector<int64_t>> ids(lines.size());
   for (size_t i = 0; i < lines.size(); ++i) {
     ids[i] = tokenizer_->encode(lines[i]);
-    TCAT_CHECK(int64_t(ids[i].size()) <= max_src, "line {}: {} tokens exceed the model's limit of {}", i + 1,
-               ids[i].size(), max_src);
+    // One over-long line must not stop a file: its source is cut to what the model can attend to.
+    if (int64_t(ids[i].size()) > max_src) {
+      ids[i].resize(size_t(max_src));
+      ++truncated_;
+    }
   }
   std::vector<size_t> order(lines.size());
   std::iota(order.begin(), order.end(), size_t(0));

@@ -30,8 +30,11 @@ class Translator {
   explicit Translator(const std::string& model_path);
 
   // One n-best list (best first) per input line, in input order. Empty lines give empty output.
+  // Lines longer than the model's positions allow are translated from their first max_positions - 2
+  // tokens and counted in truncated_lines().
   std::vector<std::vector<Translation>> translate(const std::vector<std::string>& lines,
                                                   const TranslateOptions& opt) const;
+  int64_t truncated_lines() const { return truncated_; }
   const models::ArchConfig& config() const { return loaded_.config; }
   const std::string& path() const { return path_; }
 
@@ -39,6 +42,7 @@ class Translator {
   std::string path_;
   train::LoadedModel loaded_;
   std::unique_ptr<tokenizer::SentencePieceTokenizer> tokenizer_;
+  mutable int64_t truncated_ = 0;
 };
 
 }  // namespace tcat::generate

@@ -46,8 +46,14 @@ void register_translate(CLI::App& app) {
       }
       std::fflush(stdout);
     };
+    auto report_truncated = [&] {
+      if (translator.truncated_lines() > 0)
+        fmt::print(stderr, "tcat: {} line(s) longer than {} tokens were truncated before translating\n",
+                   translator.truncated_lines(), translator.config().max_positions - 2);
+    };
     if (!a->text.empty()) {
       run(a->text);
+      report_truncated();
       return;
     }
     // Stdin is read in blocks so output streams while a long file is being translated.
@@ -61,6 +67,7 @@ void register_translate(CLI::App& app) {
       }
     }
     run(block);
+    report_truncated();
   });
 }
 
