@@ -112,3 +112,15 @@ TEST_F(TranslateCli, MissingOrBrokenModelsAreNamed) {
 }
 
 }  // namespace
+
+namespace {
+
+// The model shipped in models/multi30k-ende is found without -m and translates.
+TEST(BundledTranslationModel, TranslatesWithoutAModelFlag) {
+  const auto r = tcat::testing::run_tcat("-q translate \"Two dogs are playing in the snow.\"");
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_TRUE(contains(r.output, "Hunde")) << r.output;
+  EXPECT_TRUE(contains(r.output, "Schnee")) << r.output;
+}
+
+}  // namespace
