@@ -146,13 +146,18 @@ LmBeamResult lm_beam_search(const models::Transformer& model, const std::vector<
 
 namespace tcat::generate {
 
+TextStreamer::TextStreamer(std::vector<std::string> stop_strings) {
+  for (auto& stop : stop_strings)
+    if (!stop.empty()) stops_.push_back(std::move(stop));
+}
+
 std::string TextStreamer::update(const std::string& text) {
   if (stopped_) return {};
   text_ = text;
   size_t end = text_.size();
   for (const std::string& stop : stops_) {
     const size_t at = text_.find(stop, printed_ > stop.size() ? printed_ - stop.size() : 0);
-    if (!stop.empty() && at != std::string::npos && at < end) {
+    if (at != std::string::npos && at < end) {
       end = at;
       stopped_ = true;
     }
@@ -162,7 +167,7 @@ std::string TextStreamer::update(const std::string& text) {
     while (end >= kReplacement.size() && text_.compare(end - kReplacement.size(), kReplacement.size(), kReplacement) == 0)
       end -= kReplacement.size();
     for (const std::string& stop : stops_)  // a tail that may grow into a stop string
-      for (size_t n = std::min(stop.size() - 1, end); n > 0; --n)
+      for (size_t n = std::min(stop.size(), end + 1) - 1; n > 0; --n)
         if (text_.compare(end - n, n, stop, 0, n) == 0) {
           end -= n;
           break;

@@ -54,7 +54,8 @@ namespace tcat::generate {
 // before it is released and stopped() turns true.
 class TextStreamer {
  public:
-  explicit TextStreamer(std::vector<std::string> stop_strings) : stops_(std::move(stop_strings)) {}
+  // Empty stop strings are ignored.
+  explicit TextStreamer(std::vector<std::string> stop_strings);
   std::string update(const std::string& text);
   std::string finish();  // whatever is still held back, at the end of generation
   bool stopped() const { return stopped_; }

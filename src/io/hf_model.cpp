@@ -136,9 +136,9 @@ HfModel load_pretrained(const std::string& path) {
   if (!fs::is_directory(p)) throw UsageError(fmt::format("model path '{}' does not exist", path));
   std::vector<fs::path> bins;
   for (const auto& entry : fs::directory_iterator(p))
-    if (entry.path().extension() == ".bin") bins.push_back(entry.path());
+    if (entry.path().extension() == ".bin" && is_llama2c_checkpoint(entry.path().string())) bins.push_back(entry.path());
   if (bins.size() != 1)
-    throw UsageError(fmt::format("{} has no config.json and {} llama2.c .bin files (needs exactly one)", path,
+    throw UsageError(fmt::format("{} has no config.json and {} llama2.c checkpoints (needs exactly one)", path,
                                  bins.size()));
   return load_llama2c(bins.front().string());
 }

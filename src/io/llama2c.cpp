@@ -5,21 +5,69 @@
 
 namespace tcat::io {
 
-HfModel load_llama2c(const std::string& path) {
-  const std::shared_ptr<Storage> file = Storage::map_file(path);
-  constexpr size_t kHeaderBytes = 7 * sizeof(int32_t);
-  if (file->bytes() < kHeaderBytes) fail("{}: {} bytes is too short for a llama2.c header", path, file->bytes());
-  int32_t header[7];
-  std::memcpy(header, file->data(), kHeaderBytes);
+namespace {
+
+constexpr size_t kHeaderBytes = 7 * sizeof(int32_t);
+
+struct Header {
+  int64_t dim, hidden, layers, heads, kv_heads, vocab, seq_len;
+  bool shared_classifier;
+};
+
+// The header of `file`, checked for sizes that cannot describe a model.
+Header read_header(const Storage& file, const std::string& path) {
+  if (file.bytes() < kHeaderBytes) fail("{}: {} bytes is too short for a llama2.c header", path, file.bytes());
+  int32_t raw[7];
+  std::memcpy(raw, file.data(), kHeaderBytes);
   const char* names[7] = {"dim", "hidden_dim", "n_layers", "n_heads", "n_kv_heads", "vocab_size", "seq_len"};
   for (int i = 0; i < 7; ++i)
-    if (header[i] == 0 || (header[i] < 0 && i != 5))
-      fail("{}: llama2.c header field {} = {} is not a positive size", path, names[i], header[i]);
-  const int64_t dim = header[0], hidden = header[1], layers = header[2], heads = header[3], kv_heads = header[4];
-  const bool shared_classifier = header[5] > 0;
-  const int64_t vocab = std::abs(int64_t(header[5])), seq_len = header[6];
-  if (dim % heads != 0 || heads % kv_heads != 0)
-    fail("{}: n_heads {} must divide dim {} and n_kv_heads {} must divide n_heads", path, heads, dim, kv_heads, heads);
+    if (raw[i] == 0 || (raw[i] < 0 && i != 5))
+      fail("{}: llama2.c header field {} = {} is not a positive size", path, names[i], raw[i]);
+  const Header h{raw[0], raw[1], raw[2], raw[3], raw[4], std::abs(int64_t(raw[5])), raw[6], raw[5] > 0};
+  if (h.dim % h.heads != 0 || h.heads % h.kv_heads != 0)
+    fail("{}: n_heads {} must divide dim {} and n_kv_heads {} must divide n_heads", path, h.heads, h.dim, h.kv_heads);
+  return h;
+}
+
+// Float counts of each tensor kind in run.c's order: {name, shape of one, how many}.
+struct Block {
+  const char* name;
+  Shape shape;
+  int64_t count;
+};
+std::vector<Block> blocks_of(const Header& h) {
+  const int64_t head_dim = h.dim / h.heads, kv_dim = h.kv_heads * head_dim, L = h.layers;
+  std::vector<Block> blocks = {
+      {"token_embedding_table", {h.vocab, h.dim}, 1}, {"rms_att_weight", {h.dim}, L},
+      {"wq", {h.dim, h.dim}, L},                      {"wk", {kv_dim, h.dim}, L},
+      {"wv", {kv_dim, h.dim}, L},                     {"wo", {h.dim, h.dim}, L},
+      {"rms_ffn_weight", {h.dim}, L},                 {"w1", {h.hidden, h.dim}, L},
+      {"w2", {h.dim, h.hidden}, L},                   {"w3", {h.hidden, h.dim}, L},
+      {"rms_final_weight", {h.dim}, 1},               {"freq_cis_real", {h.seq_len * head_dim / 2}, 1},
+      {"freq_cis_imag", {h.seq_len * head_dim / 2}, 1}};
+  if (!h.shared_classifier) blocks.push_back({"wcls", {h.vocab, h.dim}, 1});
+  return blocks;
+}
+
+}  // namespace
+
+bool is_llama2c_checkpoint(const std::string& path) {
+  try {
+    const std::shared_ptr<Storage> file = Storage::map_file(path);
+    size_t bytes = kHeaderBytes;
+    for (const Block& b : blocks_of(read_header(*file, path))) bytes += size_t(shape_numel(b.shape) * b.count) * 4;
+    return bytes == file->bytes();
+  } catch (const Error&) {
+    return false;
+  }
+}
+
+HfModel load_llama2c(const std::string& path) {
+  const std::shared_ptr<Storage> file = Storage::map_file(path);
+  const Header h = read_header(*file, path);
+  const int64_t dim = h.dim, hidden = h.hidden, layers = h.layers, heads = h.heads, kv_heads = h.kv_heads;
+  const int64_t vocab = h.vocab, seq_len = h.seq_len;
+  const bool shared_classifier = h.shared_classifier;
 
   HfModel out;
   out.config.family = &models::llama_family();
@@ -44,21 +92,7 @@ HfModel load_llama2c(const std::string& path) {
   out.config.bos_id = kLlama2cBos;
   out.config.eos_ids = {kLlama2cBos};
 
-  const int64_t head_dim = dim / heads, kv_dim = kv_heads * head_dim;
-  // run.c's order; each entry is all layers' tensors of one kind, back to back.
-  struct Block {
-    const char* name;
-    Shape shape;  // per layer (layers > 1) or whole
-    int64_t count;
-  };
-  const std::vector<Block> blocks = {
-      {"token_embedding_table", {vocab, dim}, 1}, {"rms_att_weight", {dim}, layers},
-      {"wq", {dim, dim}, layers},                 {"wk", {kv_dim, dim}, layers},
-      {"wv", {kv_dim, dim}, layers},              {"wo", {dim, dim}, layers},
-      {"rms_ffn_weight", {dim}, layers},          {"w1", {hidden, dim}, layers},
-      {"w2", {dim, hidden}, layers},              {"w3", {hidden, dim}, layers},
-      {"rms_final_weight", {dim}, 1},             {"freq_cis_real", {seq_len * head_dim / 2}, 1},
-      {"freq_cis_imag", {seq_len * head_dim / 2}, 1}};
+  const int64_t kv_dim = kv_heads * (dim / heads);
   std::map<std::string, std::vector<Tensor>> weights;
   size_t offset = kHeaderBytes;
   auto take = [&](const char* name, const Shape& shape, int64_t count) {
@@ -69,8 +103,7 @@ HfModel load_llama2c(const std::string& path) {
     for (int64_t i = 0; i < count; ++i, offset += bytes)
       weights[name].push_back(Tensor::from_storage(file, offset, shape, DType::F32));
   };
-  for (const Block& b : blocks) take(b.name, b.shape, b.count);
-  if (!shared_classifier) take("wcls", {vocab, dim}, 1);
+  for (const Block& b : blocks_of(h)) take(b.name, b.shape, b.count);
   if (offset != file->bytes())
     fail("{}: {} bytes after the weights the header describes ({} bytes expected in all)", path,
          file->bytes() - offset, offset);

@@ -17,4 +17,8 @@ inline constexpr int64_t kLlama2cBos = 1;
 // fused QKV projections). Every size inconsistency (header vs file length) is one clear error.
 HfModel load_llama2c(const std::string& path);
 
+// Whether `path` holds a llama2.c checkpoint: a valid header and exactly the bytes it describes
+// (tells the model from the tokenizer's .bin beside it).
+bool is_llama2c_checkpoint(const std::string& path);
+
 }  // namespace tcat::io

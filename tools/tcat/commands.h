@@ -20,5 +20,6 @@ void register_tokenizer(CLI::App& app);
 void register_train(CLI::App& app);
 void register_translate(CLI::App& app);
 void register_export(CLI::App& app);
+void register_generate(CLI::App& app);
 
 }  // namespace tcat::cli
