@@ -6,11 +6,11 @@
 #include <cerrno>
 #include <cstring>
 #include <fstream>
-#include <iterator>
 #include <unordered_map>
 
 #include "core/error.h"
 #include "io/atomic_file.h"
+#include "tokenizer/files.h"
 
 namespace tcat::tokenizer {
 
@@ -70,14 +70,6 @@ class FileSentences final : public spm::SentenceIterator {
   spm::util::Status status_;
 };
 
-std::string read_file(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  TCAT_CHECK(in, "cannot open SentencePiece model '{}': {}", path, std::strerror(errno));
-  std::string bytes{std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
-  TCAT_CHECK(!in.bad(), "cannot read SentencePiece model '{}': {}", path, std::strerror(errno));
-  return bytes;
-}
-
 }  // namespace
 
 SentencePieceTokenizer::SentencePieceTokenizer(std::unique_ptr<spm::SentencePieceProcessor> processor,
@@ -88,7 +80,7 @@ SentencePieceTokenizer& SentencePieceTokenizer::operator=(SentencePieceTokenizer
 SentencePieceTokenizer::~SentencePieceTokenizer() = default;
 
 SentencePieceTokenizer SentencePieceTokenizer::load(const std::string& path) {
-  return from_serialized(read_file(path), fmt::format("'{}'", path));
+  return from_serialized(read_file(path, "SentencePiece model"), fmt::format("'{}'", path));
 }
 
 SentencePieceTokenizer SentencePieceTokenizer::from_serialized(std::string bytes, const std::string& origin) {
@@ -108,14 +100,27 @@ std::vector<int64_t> SentencePieceTokenizer::encode(std::string_view text) const
   return {ids.begin(), ids.end()};
 }
 
-std::vector<std::string> SentencePieceTokenizer::encode_pieces(std::string_view text) const {
+std::vector<int64_t> SentencePieceTokenizer::encode_with_special_tokens(std::string_view text) const {
+  std::vector<int64_t> ids = encode(text);
+  if (bos_id() >= 0) ids.insert(ids.begin(), bos_id());
+  return ids;
+}
+
+std::vector<std::string> SentencePieceTokenizer::tokenize(std::string_view text) const {
   std::vector<std::string> pieces;
   const auto status = processor_->Encode(text, &pieces);
   TCAT_CHECK(status.ok(), "SentencePiece encode: {}", status_text(status));
   return pieces;
 }
 
-std::string SentencePieceTokenizer::decode(std::span<const int64_t> ids) const {
+std::string SentencePieceTokenizer::decode_pieces(const std::vector<std::string>& pieces) const {
+  std::string text;
+  const auto status = processor_->Decode(pieces, &text);
+  TCAT_CHECK(status.ok(), "SentencePiece decode: {}", status_text(status));
+  return text;
+}
+
+std::string SentencePieceTokenizer::decode_ids(std::span<const int64_t> ids, bool) const {
   std::vector<int> narrow;
   narrow.reserve(ids.size());
   for (const int64_t id : ids) {

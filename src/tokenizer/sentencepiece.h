@@ -1,5 +1,7 @@
 // SentencePiece tokenizers through libsentencepiece (the reference implementation): loading a
 // .model file or its bytes (so a checkpoint can embed the tokenizer), and training new models.
+// With special tokens, encoding prepends BOS (LLaMA's convention, sentencepiece's add_bos); decoding
+// is sentencepiece's own: control ids write nothing and unknown ids " ⁇ ", whatever skip_special_tokens says.
 #pragma once
 #include <memory>
 #include <string>
@@ -30,9 +32,11 @@ class SentencePieceTokenizer final : public Tokenizer {
   void save(const std::string& path) const;
 
   std::vector<int64_t> encode(std::string_view text) const override;
+  std::vector<int64_t> encode_with_special_tokens(std::string_view text) const override;  // BOS x
   // The pieces `encode` would produce, as text (the word-boundary marker is U+2581).
-  std::vector<std::string> encode_pieces(std::string_view text) const;
-  std::string decode(std::span<const int64_t> ids) const override;
+  std::vector<std::string> tokenize(std::string_view text) const override;
+  // Text of pieces; a piece outside the vocabulary stands for itself.
+  std::string decode_pieces(const std::vector<std::string>& pieces) const;
 
   int64_t vocab_size() const override;
   std::string id_to_piece(int64_t id) const override;
@@ -41,6 +45,9 @@ class SentencePieceTokenizer final : public Tokenizer {
   int64_t bos_id() const override;
   int64_t eos_id() const override;
   int64_t unk_id() const override;
+
+ protected:
+  std::string decode_ids(std::span<const int64_t> ids, bool skip_special_tokens) const override;
 
  private:
   SentencePieceTokenizer(std::unique_ptr<sentencepiece::SentencePieceProcessor> processor, std::string bytes);

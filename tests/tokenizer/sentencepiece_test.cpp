@@ -110,7 +110,7 @@ TEST_F(SentencePieceTest, EncodeDecodeRoundTripsTrainingText) {
 TEST_F(SentencePieceTest, PiecesMatchIdsAndDecodeSkipsControlIds) {
   const std::string text = "Ein Mann fährt Fahrrad.";
   const auto ids = model_->encode(text);
-  const auto pieces = model_->encode_pieces(text);
+  const auto pieces = model_->tokenize(text);
   ASSERT_EQ(ids.size(), pieces.size());
   for (size_t i = 0; i < ids.size(); ++i) EXPECT_EQ(model_->id_to_piece(ids[i]), pieces[i]);
   std::vector<int64_t> framed{data::kBosId};
