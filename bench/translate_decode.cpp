@@ -1,15 +1,20 @@
-// Translation decoding speed of a Transformer-base encoder-decoder with random weights, in the
-// setting of the HF transformers / CTranslate2 measurements in ../shared/bench/peers
-// (RESULTS-translation.md, bench_hf.py): opus-mt-en-de's shape (6+6 layers, d 512, 8 heads,
-// d_ff 2048, swish, sinusoidal positions, tied 58101-token vocabulary), fp32, the output length
-// forced (min = max = tgt-len tokens, no early stop), encoder and search included in the time.
-// batch 1: 64 sentences one at a time; other batch sizes: 512 sentences.
-// Prints one JSON line per (batch, beam): the median of `runs` timed passes after one warm-up batch.
+// Translation decoding speed of a Transformer-base encoder-decoder with random weights, on the plan
+// of the HF transformers / CTranslate2 measurements (../shared/bench/peers/RESULTS-translation.md)
+// and of the PyTorch peer bench/torch_translate.py: bench/data/translation_inputs.json
+// (bench/translation_plan.py) gives the source ids and the batches. batch 32: all 512 sentences in
+// length-sorted chunks of 32, each forced to L = longest source in the chunk + 2 target tokens;
+// batch 1: the first 64 sentences, L = source length + 2. No EOS, no early stop: L decoder steps.
+// Model: opus-mt-en-de's shape (6+6 layers, d 512, 8 heads, d_ff 2048, swish/SiLU, post-norm,
+// sinusoidal positions, scaled embeddings tied across encoder, decoder and output), vocabulary
+// and ids from the JSON (58101; pad = decoder start = 58100, </s> = 0), fp32.
+// Prints one JSON line per (batch, beam): the median of `runs` timed passes over the plan after one
+// warm-up batch; the time includes the encoder and the search.
 #include <fmt/core.h>
 
 #include <algorithm>
 #include <chrono>
 #include <cstring>
+#include <fstream>
 #include <nlohmann/json.hpp>
 #include <string>
 
@@ -22,64 +27,98 @@ using namespace tcat;
 namespace {
 
 struct Settings {
-  int threads = 2, runs = 3, src_len = 15, tgt_len = 17, only_batch = 0, only_beam = 0;
-  int64_t vocab = 58101;
+  std::string inputs = "bench/data/translation_inputs.json";
+  int threads = 2, runs = 3, only_batch = 0, only_beam = 0, max_batches = 0;
 };
 
-// Decodes `batch` sentences of random source ids; returns the seconds taken.
-double decode(const models::Transformer& model, const Tensor& src, int beam, int tgt_len) {
-  const generate::SearchLimits limits{1, 2, tgt_len, tgt_len};
+struct Plan {
+  int64_t vocab = 0, pad_id = 0, eos_id = 0;
+  std::vector<std::vector<int64_t>> ids;
+  nlohmann::json batches;  // "32" / "1" -> [{"rows": [...], "target_len": L}]
+};
+
+Plan load_plan(const std::string& path) {
+  std::ifstream in(path);
+  TCAT_CHECK(in.good(), "translate_decode: cannot read {} (written by bench/translation_plan.py)", path);
+  const nlohmann::json j = nlohmann::json::parse(in);
+  Plan p;
+  p.vocab = j.at("vocab").get<int64_t>();
+  p.pad_id = j.at("pad_id").get<int64_t>();
+  p.eos_id = j.at("eos_id").get<int64_t>();
+  p.ids = j.at("ids").get<std::vector<std::vector<int64_t>>>();
+  p.batches = j.at("plans");
+  return p;
+}
+
+struct Batch {
+  Tensor src;  // i64 [rows, longest source], right-padded with the pad id
+  int64_t target_len;
+};
+
+std::vector<Batch> make_batches(const Plan& plan, int batch, int max_batches) {
+  const auto key = std::to_string(batch);
+  TCAT_CHECK(plan.batches.contains(key), "translate_decode: the plan has no batch size {}", batch);
+  std::vector<Batch> out;
+  for (const auto& chunk : plan.batches.at(key)) {
+    if (max_batches && int(out.size()) == max_batches) break;
+    const auto rows = chunk.at("rows").get<std::vector<size_t>>();
+    size_t width = 0;
+    for (size_t r : rows) width = std::max(width, plan.ids.at(r).size());
+    std::vector<int64_t> src(rows.size() * width, plan.pad_id);
+    for (size_t i = 0; i < rows.size(); ++i) std::copy(plan.ids[rows[i]].begin(), plan.ids[rows[i]].end(), src.begin() + i * width);
+    out.push_back({Tensor::from_ids(src, {int64_t(rows.size()), int64_t(width)}), chunk.at("target_len").get<int64_t>()});
+  }
+  return out;
+}
+
+// Decodes one batch with its forced length; returns the seconds taken.
+double decode(const models::Transformer& model, const Plan& plan, const Batch& b, int beam) {
+  const generate::SearchLimits limits{plan.pad_id, plan.eos_id, b.target_len, b.target_len};
   const auto t0 = std::chrono::steady_clock::now();
+  size_t produced = 0;
   if (beam == 1) {
-    const auto out = generate::greedy_decode(model, src, limits);
-    TCAT_CHECK(out.front().size() == size_t(tgt_len), "greedy produced {} tokens, {} forced", out.front().size(),
-               tgt_len);
+    produced = generate::greedy_decode(model, b.src, limits).front().size();
   } else {
     generate::BeamSearchOptions opt;
     opt.beam_size = beam;
     opt.limits = limits;
-    const auto out = generate::beam_search(model, src, opt);
-    TCAT_CHECK(out.front().front().tokens.size() == size_t(tgt_len), "beam search produced {} tokens, {} forced",
-               out.front().front().tokens.size(), tgt_len);
+    produced = generate::beam_search(model, b.src, opt).front().front().tokens.size();
   }
-  return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  TCAT_CHECK(produced == size_t(b.target_len), "translate_decode: produced {} tokens, {} forced", produced, b.target_len);
+  return seconds;
 }
 
-void run(const models::Transformer& model, const Settings& s, int batch, int beam, Rng& rng) {
-  const int sentences = batch == 1 ? 64 : 512;
-  std::vector<Tensor> batches;
-  for (int done = 0; done < sentences; done += batch) {
-    const int rows = std::min(batch, sentences - done);
-    std::vector<int64_t> ids(size_t(rows * s.src_len));
-    for (auto& id : ids) id = 3 + int64_t(rng.below(uint64_t(model.config().vocab - 3)));
-    batches.push_back(Tensor::from_ids(ids, {rows, s.src_len}));
+void run(const models::Transformer& model, const Plan& plan, const Settings& s, int batch, int beam) {
+  const std::vector<Batch> batches = make_batches(plan, batch, s.max_batches);
+  int64_t sentences = 0, target_tokens = 0, steps = 0;
+  for (const Batch& b : batches) {
+    sentences += b.src.dim(0);
+    target_tokens += b.src.dim(0) * b.target_len;
+    steps += b.target_len;
   }
-  decode(model, batches.front(), beam, s.tgt_len);  // warm-up: caches, allocator, oneDNN kernels
+  decode(model, plan, batches.front(), beam);  // warm-up: caches, allocator, oneDNN kernels
   std::vector<double> times;
   for (int r = 0; r < s.runs; ++r) {
     double total = 0;
-    for (const Tensor& src : batches) total += decode(model, src, beam, s.tgt_len);
+    for (const Batch& b : batches) total += decode(model, plan, b, beam);
     times.push_back(total);
   }
   std::vector<double> sorted = times;
   std::sort(sorted.begin(), sorted.end());
   const double median = sorted[sorted.size() / 2];
-  const int64_t target_tokens = int64_t(sentences) * s.tgt_len;
-  const int64_t steps = int64_t(batches.size()) * s.tgt_len;
-  nlohmann::json out{{"bench", "tcat_translate_decode"},
+  nlohmann::json out{{"engine", "tcat"},
                      {"threads", s.threads},
                      {"batch", batch},
                      {"beam", beam},
-                     {"vocab", model.config().vocab},
-                     {"src_len", s.src_len},
-                     {"tgt_len", s.tgt_len},
                      {"sentences", sentences},
                      {"target_tokens", target_tokens},
                      {"times", times},
                      {"median_s", median},
-                     {"sent_per_s", sentences / median},
+                     {"sent_per_s", double(sentences) / median},
                      {"tok_per_s", double(target_tokens) / median},
-                     {"ms_per_step", median / double(steps) * 1e3}};
+                     {"ms_per_step", median / double(steps) * 1e3},
+                     {"batches", batches.size()}};
   fmt::print("{}\n", out.dump());
   std::fflush(stdout);
 }
@@ -89,40 +128,43 @@ void run(const models::Transformer& model, const Settings& s, int batch, int bea
 int main(int argc, char** argv) {
   Settings s;
   for (int i = 1; i < argc; ++i) {
-    auto value = [&]() -> long long {
+    auto value = [&]() -> const char* {
       if (i + 1 >= argc) {
         fmt::print(stderr, "{} needs a value\n", argv[i]);
         std::exit(2);
       }
-      return std::atoll(argv[++i]);
+      return argv[++i];
     };
-    if (!std::strcmp(argv[i], "--threads")) s.threads = int(value());
-    else if (!std::strcmp(argv[i], "--runs")) s.runs = int(value());
-    else if (!std::strcmp(argv[i], "--src-len")) s.src_len = int(value());
-    else if (!std::strcmp(argv[i], "--tgt-len")) s.tgt_len = int(value());
-    else if (!std::strcmp(argv[i], "--vocab")) s.vocab = value();
-    else if (!std::strcmp(argv[i], "--batch")) s.only_batch = int(value());
-    else if (!std::strcmp(argv[i], "--beam")) s.only_beam = int(value());
+    if (!std::strcmp(argv[i], "--inputs")) s.inputs = value();
+    else if (!std::strcmp(argv[i], "--threads")) s.threads = std::atoi(value());
+    else if (!std::strcmp(argv[i], "--runs")) s.runs = std::atoi(value());
+    else if (!std::strcmp(argv[i], "--batch")) s.only_batch = std::atoi(value());
+    else if (!std::strcmp(argv[i], "--beam")) s.only_beam = std::atoi(value());
+    else if (!std::strcmp(argv[i], "--max-batches")) s.max_batches = std::atoi(value());
     else {
       fmt::print(stderr,
-                 "usage: {} [--threads N] [--runs N] [--src-len N] [--tgt-len N] [--vocab N] [--batch N] "
-                 "[--beam K]\n  default: batch 1 and 32, beam 1 and 4 (batch 1: 64 sentences, else 512)\n",
+                 "usage: {} [--inputs bench/data/translation_inputs.json] [--threads N] [--runs N] [--batch 1|32] "
+                 "[--beam K] [--max-batches N]\n"
+                 "  default: batch 32 and 1, beam 1 and 4, 3 runs; --max-batches N times only the first N batches "
+                 "of the plan (quick checks)\n",
                  argv[0]);
       return 2;
     }
   }
-  if (s.runs < 1 || s.src_len < 1 || s.tgt_len < 1 || s.vocab < 4 || s.only_batch < 0 || s.only_beam < 0) {
-    fmt::print(stderr, "runs, lengths, batch and beam must be positive and the vocabulary at least 4\n");
+  if (s.threads < 1 || s.runs < 1 || s.only_batch < 0 || s.only_beam < 0 || s.max_batches < 0) {
+    fmt::print(stderr, "threads and runs must be positive; batch, beam and max-batches not negative\n");
     return 2;
   }
   set_num_threads(s.threads);
-  models::ArchConfig cfg = models::preset("transformer-base", s.vocab);
+  const Plan plan = load_plan(s.inputs);
+  models::ArchConfig cfg = models::preset("transformer-base", plan.vocab);
   cfg.activation = nn::Activation::SiLU;  // Marian's swish
+  cfg.pad_id = plan.pad_id;
   Rng rng(0);
   const models::Transformer model(cfg, rng);
-  const std::vector<int> batches = s.only_batch ? std::vector<int>{s.only_batch} : std::vector<int>{1, 32};
+  const std::vector<int> batches = s.only_batch ? std::vector<int>{s.only_batch} : std::vector<int>{32, 1};
   const std::vector<int> beams = s.only_beam ? std::vector<int>{s.only_beam} : std::vector<int>{1, 4};
   for (int batch : batches)
-    for (int beam : beams) run(model, s, batch, beam, rng);
+    for (int beam : beams) run(model, plan, s, batch, beam);
   return 0;
 }

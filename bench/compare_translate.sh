@@ -1,0 +1,95 @@
+#!/bin/sh
+# Translation decoding: tcat (bench/translate_decode) against a PyTorch eager peer
+# (bench/torch_translate.py) in one run, same plan, same model shape (opus-mt-en-de: 6+6 layers,
+# d 512, 8 heads, d_ff 2048, swish, vocab 58101, random fp32 weights), same thread count, for
+# (batch 32, beam 1), (32, 4), (1, 1) and (1, 4). Plan: bench/data/translation_inputs.json
+# (bench/translation_plan.py; batch 32 = 512 sentences, 8928 target tokens; batch 1 = 64 sentences,
+# 1081 target tokens; every output length forced). Also measures the memory read bandwidth with
+# ../shared/bench/peers/membw.c and shows tcat's batch-1 greedy speed as a share of the limit that
+# bandwidth sets (every decoder step reads all decoder weights and the output projection).
+#
+# Prints: the CPU; the bandwidth; per configuration the torch and tcat JSON lines, the tcat/torch
+# throughput ratio, and the HF transformers / CTranslate2 figures of RESULTS-translation.md for the
+# same thread count (context only: measured on another CPU, an AVX-512 AMD Zen 5).
+#
+# usage: bench/compare_translate.sh [threads=2] [runs=3] [max_batches=0]
+#   max_batches N > 0 times only the first N batches of each plan (a quick check of the script;
+#   its numbers are not comparable with full-plan figures). Run on an otherwise idle machine.
+# Environment: TCAT_BUILD_DIR (default build; configured with -DTCAT_BUILD_BENCH=ON),
+#   TCAT_PEERS (default ../shared/bench/peers), TCAT_MEMBW_MIB (buffer of the bandwidth probe, 2048).
+# Needs Debian's python3-torch and libopenblas0-openmp (torch reaches OpenBLAS only through
+# LD_LIBRARY_PATH), and gcc with OpenMP for the bandwidth probe.
+set -eu
+cd "$(dirname "$0")/.."
+THREADS=${1:-2}
+RUNS=${2:-3}
+MAX_BATCHES=${3:-0}
+BUILD=${TCAT_BUILD_DIR:-build}
+PEERS=${TCAT_PEERS:-../shared/bench/peers}
+INPUTS=bench/data/translation_inputs.json
+[ -x "$BUILD/bench/translate_decode" ] || cmake --build "$BUILD" --target translate_decode
+# The probe's own build line: -Ofast lets gcc vectorise its float sum (at -O2 it is add-latency bound).
+[ -x "$BUILD/bench/membw" ] || gcc -Ofast -march=native -fopenmp "$PEERS/membw.c" -o "$BUILD/bench/membw"
+
+echo "cpu: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), threads $THREADS, runs $RUNS"
+MEMBW=$(OMP_NUM_THREADS="$THREADS" "$BUILD/bench/membw" "${TCAT_MEMBW_MIB:-2048}")
+echo "$MEMBW"
+
+torch_run() {
+  env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE LD_LIBRARY_PATH=/usr/lib/x86_64-linux-gnu/openblas-openmp \
+    OMP_NUM_THREADS="$THREADS" OPENBLAS_NUM_THREADS="$THREADS" \
+    /usr/bin/python3 bench/torch_translate.py "$THREADS" "$1" "$2" "$RUNS" --inputs "$INPUTS" --max-batches "$MAX_BATCHES"
+}
+TORCH=$(torch_run 32 1; torch_run 32 4; torch_run 1 1; torch_run 1 4)
+TCAT=$(OMP_NUM_THREADS="$THREADS" "$BUILD/bench/translate_decode" --inputs "$INPUTS" --threads "$THREADS" \
+  --runs "$RUNS" --max-batches "$MAX_BATCHES")
+
+/usr/bin/python3 - "$THREADS" "$MAX_BATCHES" "$MEMBW" "$TORCH" "$TCAT" <<'PY'
+import json, re, sys
+
+threads, max_batches, membw = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3]
+key = lambda r: (r["batch"], r["beam"])
+torch = {key(r): r for r in map(json.loads, sys.argv[4].splitlines())}
+tcat = {key(r): r for r in map(json.loads, sys.argv[5].splitlines())}
+
+# RESULTS-translation.md (2026-11-25, AMD EPYC Zen 5 with AVX-512, full plan, median of 3):
+# target tokens/s of HF transformers 4.36.2 (torch 1.13.1) and CTranslate2 4.8.1 fp32.
+PEER_TOK_S = {
+    2: {(32, 1): (558.2, 912.4), (32, 4): (176.0, 407.2), (1, 1): (48.6, 65.9), (1, 4): (26.8, 44.3)},
+    1: {(32, 1): (288.8, 527.6), (32, 4): (108.9, 250.4), (1, 1): (28.3, 34.6), (1, 4): (25.5, 32.0)},
+}
+ZEN5_MEMBW = {1: 19.1, 2: 25.7}
+
+if max_batches:
+    print(f"NOTE: only the first {max_batches} batches of each plan were timed: a check of the script, "
+          "not comparable with the full-plan figures below")
+for config in [(32, 1), (32, 4), (1, 1), (1, 4)]:
+    t, c = torch[config], tcat[config]
+    print(f"\n== batch {config[0]}, beam {config[1]}: {c['sentences']} sentences, {c['target_tokens']} target tokens")
+    print(f"torch: {json.dumps(t)}")
+    print(f"tcat:  {json.dumps(c)}")
+    print(f"tcat / torch throughput: {c['tok_per_s'] / t['tok_per_s']:.2f}x "
+          f"({c['tok_per_s']:.1f} vs {t['tok_per_s']:.1f} target tok/s)")
+    if threads in PEER_TOK_S:
+        hf, ct2 = PEER_TOK_S[threads][config]
+        print(f"context, other CPU (Zen 5, AVX-512), {threads} thr: HF transformers {hf} tok/s, CTranslate2 {ct2} tok/s")
+
+# Batch-1 greedy reads every decoder weight and the output projection once per step.
+d, d_ff, layers, vocab = 512, 2048, 6, 58101
+linear = lambda n_in, n_out: n_in * n_out + n_out
+per_layer = 4 * linear(d, d) + 2 * linear(d, d) + linear(d, d_ff) + linear(d_ff, d) + 3 * 2 * d  # self q,k,v,o; cross q,o; FFN; 3 norms
+step_bytes = 4 * (layers * per_layer + vocab * d)
+gbps = float(re.search(r"best_read_GBps=([0-9.]+)", membw).group(1))
+ceiling = gbps * 1e9 / step_bytes
+greedy1 = tcat[(1, 1)]
+print(f"\nbandwidth limit, batch 1 greedy: {step_bytes / 1e6:.1f} MB of fp32 weights per decoder step "
+      f"(6 decoder layers without the cross-attention K/V, which are computed once, + the 58101 x 512 output "
+      f"projection) at {gbps:.1f} GB/s = {step_bytes / gbps / 1e6:.2f} ms per step, at most {ceiling:.1f} tok/s")
+print(f"tcat batch 1 greedy: {greedy1['tok_per_s']:.1f} tok/s = {100 * greedy1['tok_per_s'] / ceiling:.0f}% of that limit "
+      f"({greedy1['ms_per_step']:.2f} ms per step, encoder time included)")
+if threads in ZEN5_MEMBW:
+    hf, ct2 = PEER_TOK_S[threads][(1, 1)]
+    zen5_ceiling = ZEN5_MEMBW[threads] * 1e9 / step_bytes
+    print(f"context: on the Zen 5 ({ZEN5_MEMBW[threads]} GB/s with {threads} thr, limit {zen5_ceiling:.0f} tok/s) "
+          f"CTranslate2 reached {100 * ct2 / zen5_ceiling:.0f}% and HF {100 * hf / zen5_ceiling:.0f}%")
+PY
