@@ -1,7 +1,9 @@
-// Training-step time of Transformer base (Vaswani et al.): 6+6 layers, d 512, 8 heads, d_ff 2048,
-// vocab 32000 shared and tied, dropout 0.1, label smoothing 0.1, Adam (0.9, 0.98, 1e-9); batch of
-// 32 source and 32 target sequences of 32 tokens: the workload of the PyTorch peer
-// torch_transformer_train.py. Prints one JSON line.
+// Training-step time of a post-norm encoder-decoder Transformer of any size; the workload of the
+// PyTorch peer bench/torch_seq2seq_train.py (same flags, same defaults). Defaults: Transformer base
+// (Vaswani et al.): 6+6 layers, d 512, 8 heads, d_ff 2048, ReLU, vocab 32000 shared and tied,
+// dropout 0.1; label smoothing 0.1, Adam (0.9, 0.98, 1e-9); 32 source and 32 target sequences of 32
+// random tokens (no padding), the same batch every step. One step = forward + loss + backward +
+// optimizer. Prints one JSON line.
 #include <fmt/core.h>
 
 #include <algorithm>
@@ -16,38 +18,77 @@
 
 using namespace tcat;
 
-int main(int argc, char** argv) {
+namespace {
+
+struct Settings {
   int threads = 1, steps = 5, warmup = 2, batch = 32, src_len = 32, tgt_len = 32;
+  int d_model = 512, heads = 8, d_ff = 2048, layers = 6, vocab = 32000;
+  std::string activation = "relu";
+  double dropout = 0.1, label_smoothing = 0.1;
   bool bf16 = false;
+};
+
+[[noreturn]] void usage(const char* argv0) {
+  fmt::print(stderr,
+             "usage: {} [--threads N] [--d-model N --heads N --d-ff N --layers N --vocab N --activation relu|gelu "
+             "--dropout P --label-smoothing E] [--batch N --src-len N --tgt-len N] [--steps N --warmup N] [--bf16]\n"
+             "  defaults: Transformer base, batch 32 x 32 tokens, 5 timed steps after 2 warm-up steps\n",
+             argv0);
+  std::exit(2);
+}
+
+Settings parse(int argc, char** argv) {
+  Settings s;
   for (int i = 1; i < argc; ++i) {
-    auto next = [&](int& v) {
-      if (i + 1 >= argc) {
-        fmt::print(stderr, "{} needs a value\n", argv[i]);
-        std::exit(2);
-      }
-      v = std::atoi(argv[++i]);
+    auto value = [&]() -> const char* {
+      if (i + 1 >= argc) usage(argv[0]);
+      return argv[++i];
     };
-    if (!std::strcmp(argv[i], "--threads")) next(threads);
-    else if (!std::strcmp(argv[i], "--steps")) next(steps);
-    else if (!std::strcmp(argv[i], "--warmup")) next(warmup);
-    else if (!std::strcmp(argv[i], "--batch")) next(batch);
-    else if (!std::strcmp(argv[i], "--src-len")) next(src_len);
-    else if (!std::strcmp(argv[i], "--tgt-len")) next(tgt_len);
-    else if (!std::strcmp(argv[i], "--bf16")) bf16 = true;
-    else {
-      fmt::print(stderr,
-                 "usage: {} [--threads N] [--steps N] [--warmup N] [--batch N] [--src-len N] [--tgt-len N] [--bf16]\n",
-                 argv[0]);
-      return 2;
-    }
+    const char* a = argv[i];
+    if (!std::strcmp(a, "--threads")) s.threads = std::atoi(value());
+    else if (!std::strcmp(a, "--steps")) s.steps = std::atoi(value());
+    else if (!std::strcmp(a, "--warmup")) s.warmup = std::atoi(value());
+    else if (!std::strcmp(a, "--batch")) s.batch = std::atoi(value());
+    else if (!std::strcmp(a, "--src-len")) s.src_len = std::atoi(value());
+    else if (!std::strcmp(a, "--tgt-len")) s.tgt_len = std::atoi(value());
+    else if (!std::strcmp(a, "--d-model")) s.d_model = std::atoi(value());
+    else if (!std::strcmp(a, "--heads")) s.heads = std::atoi(value());
+    else if (!std::strcmp(a, "--d-ff")) s.d_ff = std::atoi(value());
+    else if (!std::strcmp(a, "--layers")) s.layers = std::atoi(value());
+    else if (!std::strcmp(a, "--vocab")) s.vocab = std::atoi(value());
+    else if (!std::strcmp(a, "--activation")) s.activation = value();
+    else if (!std::strcmp(a, "--dropout")) s.dropout = std::atof(value());
+    else if (!std::strcmp(a, "--label-smoothing")) s.label_smoothing = std::atof(value());
+    else if (!std::strcmp(a, "--bf16")) s.bf16 = true;
+    else usage(argv[0]);
   }
-  set_num_threads(threads);
-  models::ArchConfig cfg = models::preset("transformer-base", 32000);
+  if (s.threads < 1 || s.steps < 1 || s.warmup < 0 || s.batch < 1 || s.src_len < 1 || s.tgt_len < 1 ||
+      s.layers < 1 || s.vocab < 4 || (s.activation != "relu" && s.activation != "gelu")) {
+    fmt::print(stderr, "threads, steps, sizes and lengths must be positive, vocab at least 4, activation relu or gelu\n");
+    std::exit(2);
+  }
+  return s;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  const Settings s = parse(argc, argv);
+  set_num_threads(s.threads);
+  models::ArchConfig cfg = models::preset("transformer-base", s.vocab);
+  cfg.d_model = s.d_model;
+  cfg.heads = s.heads;
+  cfg.d_ff = s.d_ff;
+  cfg.enc_layers = cfg.dec_layers = s.layers;
+  cfg.activation = s.activation == "relu" ? nn::Activation::ReLU : nn::Activation::GELU;
+  cfg.dropout = float(s.dropout);
+  cfg.max_positions = std::max<int64_t>(cfg.max_positions, std::max(s.src_len, s.tgt_len));
+  cfg.validate();
   Rng rng(0);
   models::Transformer model(cfg, rng);
   train::Seq2SeqTrainOptions opt;
-  opt.label_smoothing = 0.1f;
-  opt.bf16 = bf16;
+  opt.label_smoothing = float(s.label_smoothing);
+  opt.bf16 = s.bf16;
   train::Seq2SeqTrainer trainer(model, std::make_unique<train::NoamSchedule>(cfg.d_model, 4000), opt);
 
   auto random_ids = [&](int64_t rows, int64_t cols) {
@@ -55,25 +96,40 @@ int main(int argc, char** argv) {
     for (auto& x : v) x = 3 + int64_t(rng.below(uint64_t(cfg.vocab - 3)));
     return Tensor::from_ids(v, {rows, cols});
   };
-  data::Seq2SeqBatch b{random_ids(batch, src_len), random_ids(batch, tgt_len), random_ids(batch, tgt_len)};
+  const data::Seq2SeqBatch b{random_ids(s.batch, s.src_len), random_ids(s.batch, s.tgt_len),
+                             random_ids(s.batch, s.tgt_len)};
 
   std::vector<double> times;
-  for (int s = 0; s < warmup + steps; ++s) {
+  for (int step = 0; step < s.warmup + s.steps; ++step) {
     const auto t0 = std::chrono::steady_clock::now();
     trainer.step(b);
     const double dt = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-    if (s >= warmup) times.push_back(dt);
+    if (step >= s.warmup) times.push_back(dt);
   }
   std::sort(times.begin(), times.end());
   const double median = times[times.size() / 2];
-  nlohmann::json out{{"bench", "tcat_transformer_base_train"},
-                     {"threads", threads},
-                     {"bf16", bf16},
+  nlohmann::json out{{"bench", "tcat_seq2seq_train"},
+                     {"threads", s.threads},
+                     {"cfg",
+                      {{"d_model", s.d_model},
+                       {"heads", s.heads},
+                       {"d_ff", s.d_ff},
+                       {"layers", s.layers},
+                       {"vocab", s.vocab},
+                       {"activation", s.activation},
+                       {"dropout", s.dropout},
+                       {"label_smoothing", s.label_smoothing},
+                       {"batch", s.batch},
+                       {"src_len", s.src_len},
+                       {"tgt_len", s.tgt_len},
+                       {"steps", s.steps},
+                       {"warmup", s.warmup},
+                       {"bf16", s.bf16}}},
                      {"bf16_native", kernels::bf16_gemm_native()},
                      {"params", model.parameter_count()},
                      {"step_ms_median", median * 1e3},
                      {"step_ms_min", times.front() * 1e3},
-                     {"tgt_tok_s", batch * tgt_len / median}};
+                     {"tgt_tok_s", s.batch * s.tgt_len / median}};
   fmt::print("{}\n", out.dump());
   return 0;
 }
