@@ -142,10 +142,6 @@ LmBeamResult lm_beam_search(const models::Transformer& model, const std::vector<
   return {best->tokens, best->score};
 }
 
-}  // namespace tcat::generate
-
-namespace tcat::generate {
-
 TextStreamer::TextStreamer(std::vector<std::string> stop_strings) {
   for (auto& stop : stop_strings)
     if (!stop.empty()) stops_.push_back(std::move(stop));

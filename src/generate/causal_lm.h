@@ -3,6 +3,7 @@
 // Face's semantics (transformers 4.36 BeamSearchScorer), so the fixtures' outputs are reproduced.
 #pragma once
 #include <functional>
+#include <string>
 #include <vector>
 
 #include "generate/sampling.h"
@@ -43,10 +44,6 @@ struct LmBeamResult {
 // max_new_tokens or when no live beam can beat the finished ones; the best finished hypothesis wins.
 LmBeamResult lm_beam_search(const models::Transformer& model, const std::vector<int64_t>& prompt,
                             const LmBeamOptions& opt);
-
-}  // namespace tcat::generate
-
-namespace tcat::generate {
 
 // Streams generated text: given the decoding of everything generated so far after each token, it
 // returns only what is safe to print. An unfinished UTF-8 character (decoders show it as U+FFFD)

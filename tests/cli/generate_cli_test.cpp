@@ -1,5 +1,6 @@
 // tcat generate end to end: llama2.c's stories260K with --temp 0 prints run.c's text byte for
 // byte; token-id prompts on a Hugging Face fixture; bad input exits 2 with one message.
+#include <fmt/format.h>
 #include <gtest/gtest.h>
 
 #include <filesystem>
