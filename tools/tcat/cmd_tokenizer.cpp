@@ -1,9 +1,11 @@
 #include <fmt/core.h>
 #include <fmt/ranges.h>
 
+#include <filesystem>
 #include <iostream>
 
 #include "commands.h"
+#include "tokenizer/load.h"
 #include "tokenizer/sentencepiece.h"
 
 namespace tcat::cli {
@@ -52,6 +54,17 @@ void register_tokenizer_train(CLI::App& parent) {
   });
 }
 
+// A folder is searched for its tokenizer files; a file that is no other known kind is read as a
+// SentencePiece model (so its errors say what is wrong with it as one).
+std::unique_ptr<tokenizer::Tokenizer> load_any_tokenizer(const std::string& path) {
+  namespace fs = std::filesystem;
+  if (fs::is_directory(path)) return tokenizer::load_tokenizer(path);
+  const fs::path file(path);
+  if (file.filename() == "tokenizer.json" || file.filename() == "vocab.txt" || file.extension() == ".bin")
+    return tokenizer::load_tokenizer_files({path});
+  return std::make_unique<tokenizer::SentencePieceTokenizer>(tokenizer::SentencePieceTokenizer::load(path));
+}
+
 void register_tokenizer_encode(CLI::App& parent) {
   auto* cmd = parent.add_subcommand("encode", "tokenize stdin line by line: pieces (or ids) separated by spaces");
   struct Args {
@@ -59,17 +72,20 @@ void register_tokenizer_encode(CLI::App& parent) {
     bool ids = false;
   };
   auto args = std::make_shared<Args>();
-  cmd->add_option("-m,--model", args->model, "SentencePiece .model file")->required();
-  cmd->add_flag("--ids", args->ids, "print ids instead of pieces");
+  cmd->add_option("-m,--model", args->model,
+                  "a SentencePiece .model file, another tokenizer file (tokenizer.json, vocab.txt, llama2.c .bin), "
+                  "or a Hugging Face model folder")
+      ->required();
+  cmd->add_flag("--ids", args->ids, "print ids instead of pieces (no special tokens added)");
   cmd->callback([args] {
-    const auto model = tokenizer::SentencePieceTokenizer::load(args->model);
+    const auto model = load_any_tokenizer(args->model);
     std::string line;
     while (std::getline(std::cin, line)) {
       if (!line.empty() && line.back() == '\r') line.pop_back();
       if (args->ids)
-        fmt::print("{}\n", fmt::join(model.encode(line), " "));
+        fmt::print("{}\n", fmt::join(model->encode(line), " "));
       else
-        fmt::print("{}\n", fmt::join(model.encode_pieces(line), " "));
+        fmt::print("{}\n", fmt::join(model->tokenize(line), " "));
     }
   });
 }
