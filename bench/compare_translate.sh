@@ -38,7 +38,8 @@ echo "$MEMBW"
 torch_run() {
   env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE LD_LIBRARY_PATH=/usr/lib/x86_64-linux-gnu/openblas-openmp \
     OMP_NUM_THREADS="$THREADS" OPENBLAS_NUM_THREADS="$THREADS" \
-    /usr/bin/python3 bench/torch_translate.py "$THREADS" "$1" "$2" "$RUNS" --inputs "$INPUTS" --max-batches "$MAX_BATCHES"
+    /usr/bin/python3 bench/torch_translate.py "$THREADS" "$1" "$2" "$RUNS" --inputs "$INPUTS" \
+    --max-batches "$MAX_BATCHES"
 }
 TORCH=$(torch_run 32 1; torch_run 32 4; torch_run 1 1; torch_run 1 4)
 TCAT=$(OMP_NUM_THREADS="$THREADS" "$BUILD/bench/translate_decode" --inputs "$INPUTS" --threads "$THREADS" \
@@ -72,12 +73,14 @@ for config in [(32, 1), (32, 4), (1, 1), (1, 4)]:
           f"({c['tok_per_s']:.1f} vs {t['tok_per_s']:.1f} target tok/s)")
     if threads in PEER_TOK_S:
         hf, ct2 = PEER_TOK_S[threads][config]
-        print(f"context, other CPU (Zen 5, AVX-512), {threads} thr: HF transformers {hf} tok/s, CTranslate2 {ct2} tok/s")
+        print(f"context, other CPU (Zen 5, AVX-512), {threads} thr: "
+              f"HF transformers {hf} tok/s, CTranslate2 {ct2} tok/s")
 
 # Batch-1 greedy reads every decoder weight and the output projection once per step.
 d, d_ff, layers, vocab = 512, 2048, 6, 58101
 linear = lambda n_in, n_out: n_in * n_out + n_out
-per_layer = 4 * linear(d, d) + 2 * linear(d, d) + linear(d, d_ff) + linear(d_ff, d) + 3 * 2 * d  # self q,k,v,o; cross q,o; FFN; 3 norms
+# self-attention q, k, v, o; cross-attention q, o; FFN; 3 LayerNorms
+per_layer = 4 * linear(d, d) + 2 * linear(d, d) + linear(d, d_ff) + linear(d_ff, d) + 3 * 2 * d
 step_bytes = 4 * (layers * per_layer + vocab * d)
 gbps = float(re.search(r"best_read_GBps=([0-9.]+)", membw).group(1))
 ceiling = gbps * 1e9 / step_bytes
@@ -85,7 +88,8 @@ greedy1 = tcat[(1, 1)]
 print(f"\nbandwidth limit, batch 1 greedy: {step_bytes / 1e6:.1f} MB of fp32 weights per decoder step "
       f"(6 decoder layers without the cross-attention K/V, which are computed once, + the 58101 x 512 output "
       f"projection) at {gbps:.1f} GB/s = {step_bytes / gbps / 1e6:.2f} ms per step, at most {ceiling:.1f} tok/s")
-print(f"tcat batch 1 greedy: {greedy1['tok_per_s']:.1f} tok/s = {100 * greedy1['tok_per_s'] / ceiling:.0f}% of that limit "
+print(f"tcat batch 1 greedy: {greedy1['tok_per_s']:.1f} tok/s = "
+      f"{100 * greedy1['tok_per_s'] / ceiling:.0f}% of that limit "
       f"({greedy1['ms_per_step']:.2f} ms per step, encoder time included)")
 if threads in ZEN5_MEMBW:
     hf, ct2 = PEER_TOK_S[threads][(1, 1)]

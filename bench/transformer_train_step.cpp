@@ -64,7 +64,8 @@ Settings parse(int argc, char** argv) {
   }
   if (s.threads < 1 || s.steps < 1 || s.warmup < 0 || s.batch < 1 || s.src_len < 1 || s.tgt_len < 1 ||
       s.layers < 1 || s.vocab < 4 || (s.activation != "relu" && s.activation != "gelu")) {
-    fmt::print(stderr, "threads, steps, sizes and lengths must be positive, vocab at least 4, activation relu or gelu\n");
+    fmt::print(stderr,
+               "threads, steps, sizes and lengths must be positive, vocab at least 4, activation relu or gelu\n");
     std::exit(2);
   }
   return s;
@@ -83,7 +84,12 @@ int main(int argc, char** argv) {
   cfg.activation = s.activation == "relu" ? nn::Activation::ReLU : nn::Activation::GELU;
   cfg.dropout = float(s.dropout);
   cfg.max_positions = std::max<int64_t>(cfg.max_positions, std::max(s.src_len, s.tgt_len));
-  cfg.validate();
+  try {
+    cfg.validate();
+  } catch (const std::exception& e) {
+    fmt::print(stderr, "{}\n", e.what());
+    return 2;
+  }
   Rng rng(0);
   models::Transformer model(cfg, rng);
   train::Seq2SeqTrainOptions opt;

@@ -65,8 +65,10 @@ std::vector<Batch> make_batches(const Plan& plan, int batch, int max_batches) {
     size_t width = 0;
     for (size_t r : rows) width = std::max(width, plan.ids.at(r).size());
     std::vector<int64_t> src(rows.size() * width, plan.pad_id);
-    for (size_t i = 0; i < rows.size(); ++i) std::copy(plan.ids[rows[i]].begin(), plan.ids[rows[i]].end(), src.begin() + i * width);
-    out.push_back({Tensor::from_ids(src, {int64_t(rows.size()), int64_t(width)}), chunk.at("target_len").get<int64_t>()});
+    for (size_t i = 0; i < rows.size(); ++i)
+      std::copy(plan.ids[rows[i]].begin(), plan.ids[rows[i]].end(), src.begin() + i * width);
+    out.push_back(
+        {Tensor::from_ids(src, {int64_t(rows.size()), int64_t(width)}), chunk.at("target_len").get<int64_t>()});
   }
   return out;
 }
@@ -85,7 +87,8 @@ double decode(const models::Transformer& model, const Plan& plan, const Batch& b
     produced = generate::beam_search(model, b.src, opt).front().front().tokens.size();
   }
   const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-  TCAT_CHECK(produced == size_t(b.target_len), "translate_decode: produced {} tokens, {} forced", produced, b.target_len);
+  TCAT_CHECK(produced == size_t(b.target_len), "translate_decode: produced {} tokens, {} forced", produced,
+             b.target_len);
   return seconds;
 }
 
@@ -156,7 +159,13 @@ int main(int argc, char** argv) {
     return 2;
   }
   set_num_threads(s.threads);
-  const Plan plan = load_plan(s.inputs);
+  Plan plan;
+  try {
+    plan = load_plan(s.inputs);
+  } catch (const std::exception& e) {
+    fmt::print(stderr, "{}\n", e.what());
+    return 1;
+  }
   models::ArchConfig cfg = models::preset("transformer-base", plan.vocab);
   cfg.activation = nn::Activation::SiLU;  // Marian's swish
   cfg.pad_id = plan.pad_id;
