@@ -59,13 +59,14 @@ std::string error_of(const std::function<void()>& fn) {
 bool contains(std::string_view text, std::string_view part) { return text.find(part) != std::string_view::npos; }
 
 // `source_files` paths are relative to the folder that holds shared/: the nearest ancestor of the
-// fixture root under which the path exists.
+// fixture root under which the path exists, else the one beside the source tree.
 std::string resolve_source(const std::string& relative) {
   for (fs::path dir = fs::absolute(fixture_root()); !dir.empty(); dir = dir.parent_path()) {
     if (fs::exists(dir / relative)) return (dir / relative).string();
     if (dir == dir.parent_path()) break;
   }
-  return "";
+  const fs::path beside_source = fs::path(TCAT_SOURCE_DIR).parent_path() / relative;
+  return fs::exists(beside_source) ? beside_source.string() : "";
 }
 
 // One fixture: its tokenizers and the call behind each field.
@@ -287,6 +288,48 @@ TEST(Gpt2PreTokenizer, FollowsTheRegexWhitespaceRules) {
 TEST(CleanUpTokenization, FollowsTransformersOrder) {
   EXPECT_EQ(clean_up_tokenization("a . b ? c ! d , e ' f do n't I 'm it 's we 've they 're"),
             "a. b? c! d, e'f don't I'm it's we've they're");
+}
+
+// --- Behaviour the fixtures do not reach ---------------------------------------------------------
+
+const fs::path kModels = shared_models() / "tokenizers";
+
+TEST(T5Tokenizer, SentinelsAreSplitOutAndEosIsNotDoubled) {
+  REQUIRE_MODELS(kModels / "legal_t5_small_trans_fr_en");
+  const auto t5 = T5Tokenizer::load((kModels / "legal_t5_small_trans_fr_en" / "spiece.model").string());
+  const auto sp = SentencePieceTokenizer::load((kModels / "legal_t5_small_trans_fr_en" / "spiece.model").string());
+  EXPECT_EQ(t5.vocab_size(), 32100);
+  EXPECT_EQ(t5.piece_to_id("<extra_id_0>"), 32099);
+  EXPECT_EQ(t5.id_to_piece(32000), "<extra_id_99>");
+  std::vector<std::string> expected = sp.tokenize("a");
+  expected.push_back("<extra_id_0>");
+  for (const auto& piece : sp.tokenize("b")) expected.push_back(piece);
+  EXPECT_EQ(t5.tokenize("a <extra_id_0> b"), expected);
+  const auto ids = t5.encode_with_special_tokens("done</s>");
+  ASSERT_GE(ids.size(), 2u);
+  EXPECT_EQ(ids.back(), t5.eos_id());
+  EXPECT_NE(ids[ids.size() - 2], t5.eos_id());
+  EXPECT_EQ(t5.decode(t5.encode("a <extra_id_0> b")), "a b");
+}
+
+TEST(MarianTokenizer, LeadingLanguageCodeIsItsOwnPiece) {
+  REQUIRE_MODELS(kModels / "opus-mt-en-fr");
+  const auto marian = load_tokenizer((kModels / "opus-mt-en-fr").string());
+  EXPECT_EQ(marian->tokenize(">>fr<< Hello"), (std::vector<std::string>{">>fr<<", "\u2581Hello"}));
+  EXPECT_EQ(marian->tokenize("Hello >>fr<< world"), marian->tokenize("Hello  world"));  // later codes are dropped
+  EXPECT_EQ(marian->encode_with_special_tokens("Hello").back(), marian->eos_id());
+}
+
+TEST(WordPieceTokenizer, CaseOptions) {
+  REQUIRE_MODELS(kModels / "bert-base-uncased");
+  const std::string vocab = (kModels / "bert-base-uncased" / "vocab.txt").string();
+  const auto uncased = WordPieceTokenizer::load(vocab);
+  EXPECT_EQ(uncased.tokenize("\u0130stanbul"), (std::vector<std::string>{"istanbul"}));  // Python's "İ".lower()
+  WordPieceOptions cased;
+  cased.do_lower_case = false;
+  EXPECT_EQ(WordPieceTokenizer::load(vocab, cased).tokenize("Hello"), (std::vector<std::string>{"[UNK]"}));
+  EXPECT_EQ(uncased.encode_with_special_tokens("hello").front(), uncased.cls_id());
+  EXPECT_EQ(uncased.decode(uncased.encode_with_special_tokens("hello , world")), "hello, world");
 }
 
 // --- Folder detection and errors -----------------------------------------------------------------
