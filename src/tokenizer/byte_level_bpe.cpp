@@ -1,5 +1,6 @@
 #include "tokenizer/byte_level_bpe.h"
 
+#include <algorithm>
 #include <array>
 #include <limits>
 #include <sstream>

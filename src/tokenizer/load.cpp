@@ -3,6 +3,7 @@
 #include <filesystem>
 #include <map>
 #include <optional>
+#include <type_traits>
 
 #include "core/error.h"
 #include "tokenizer/byte_level_bpe.h"
