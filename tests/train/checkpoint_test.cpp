@@ -166,7 +166,7 @@ TEST_F(CheckpointTest, ExportStoresBf16WeightsThatLoadAsRoundedF32) {
   const std::string out = (dir_ / "exported").string();
   export_model(run(), out, DType::BF16);
 
-  const io::SafetensorsFile file(out + "/model.safetensors");
+  const io::SafetensorsFile file = io::SafetensorsFile::open(out + "/model.safetensors");
   for (const std::string& name : file.names()) EXPECT_EQ(file.info(name).dtype, "BF16") << name;
   const LoadedModel loaded = load_model(out);
   EXPECT_EQ(loaded.step, 12);
@@ -180,7 +180,7 @@ TEST_F(CheckpointTest, ExportStoresBf16WeightsThatLoadAsRoundedF32) {
 
   // Exporting again replaces the checkpoint; a directory holding anything else is never replaced.
   export_model(run(), out, DType::F32);
-  EXPECT_EQ(io::SafetensorsFile(out + "/model.safetensors").info(original[0].first).dtype, "F32");
+  EXPECT_EQ(io::SafetensorsFile::open(out + "/model.safetensors").info(original[0].first).dtype, "F32");
   fs::create_directories(dir_ / "precious");
   write_bytes(dir_ / "precious" / "notes.txt", "keep me");
   EXPECT_TRUE(has(error_of([&] { export_model(run(), (dir_ / "precious").string(), DType::BF16); }), "refusing"));
