@@ -150,7 +150,10 @@ Var linear(const Var& x, const Var& w, const Var& bias) {
   TCAT_CHECK(x.value().ndim() >= 1 && x.dim(-1) == K, "linear: input {} does not match weight {}", x.desc(), w.desc());
   // Saved operands are kept in the GEMM precision, so the backward converts nothing again.
   const Tensor xv = to_precision(x.value(), p).contiguous();
-  const Tensor wv = to_precision(w.value(), p).contiguous();
+  // bf16-stored weights in fp32 inference (nn::store_weights_bf16) stay bf16: the kernel widens them.
+  const bool bf16_weight_inference =
+      p == kernels::MatmulPrecision::F32 && w.value().dtype() == DType::BF16 && !grad_enabled();
+  const Tensor wv = bf16_weight_inference ? w.value().contiguous() : to_precision(w.value(), p).contiguous();
   const bool has_bias = bias.defined();
   Tensor out = kernels::linear(xv, wv, has_bias ? &bias.value() : nullptr, p);
   const Shape x_shape = x.shape();

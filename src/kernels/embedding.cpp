@@ -35,15 +35,25 @@ TCAT_DISPATCH void scatter_add_columns(float* __restrict dweight, const float* _
 
 Tensor embedding(const Tensor& weight_in, const Tensor& ids_in) {
   const char* op = "embedding";
-  const Tensor weight = detail::f32_contiguous(weight_in, op, "weight");
+  // A bf16 table (inference with bf16-stored weights) is widened row by row as it is gathered.
+  const bool bf16_table = weight_in.defined() && weight_in.dtype() == DType::BF16;
+  const Tensor weight = bf16_table ? weight_in.contiguous() : detail::f32_contiguous(weight_in, op, "weight");
   TCAT_CHECK(weight.ndim() == 2, "{}: weight {} must be [vocab, D]", op, weight.desc());
   const int64_t vocab = weight.dim(0), d = weight.dim(1);
   const std::vector<int64_t> ids = checked_ids(op, ids_in, vocab);
   Shape out_shape = ids_in.shape();
   out_shape.push_back(d);
   Tensor out = Tensor::empty(out_shape);
-  const float* w = weight.data<float>();
   float* o = out.data<float>();
+  if (bf16_table) {
+    const bf16* w = weight.data<bf16>();
+    detail::parallel_rows(int64_t(ids.size()), d, [&](int64_t i) {
+      const bf16* row = w + ids[size_t(i)] * d;
+      for (int64_t j = 0; j < d; ++j) o[i * d + j] = bf16_to_float(row[j]);
+    });
+    return out;
+  }
+  const float* w = weight.data<float>();
   detail::parallel_rows(int64_t(ids.size()), d,
                         [&](int64_t i) { std::memcpy(o + i * d, w + ids[size_t(i)] * d, size_t(d) * sizeof(float)); });
   return out;

@@ -192,7 +192,16 @@ void linear_into(const Tensor& x_in, const Tensor& w_in, const Tensor* bias, Ten
     }
     beta = 1.0f;
   }
-  if (precision == MatmulPrecision::F32) {
+  if (precision == MatmulPrecision::F32 && R <= kSkinnyMaxRows &&
+      (w_in.dtype() == DType::F32 || w_in.dtype() == DType::BF16)) {
+    const Tensor x = x_in.to(DType::F32).contiguous();
+    const Tensor w = w_in.contiguous();
+    if (w.dtype() == DType::F32) {
+      skinny_gemm(R, N, K, x.data<float>(), K, w.data<float>(), K, o, N, beta != 0.0f);
+    } else {
+      skinny_gemm(R, N, K, x.data<float>(), K, w.data<bf16>(), K, o, N, beta != 0.0f);
+    }
+  } else if (precision == MatmulPrecision::F32) {
     const Tensor x = x_in.to(DType::F32).contiguous();
     const Tensor w = w_in.to(DType::F32).contiguous();
     sgemm(false, true, R, N, K, 1.0f, x.data<float>(), K, w.data<float>(), K, beta, o, N);

@@ -25,7 +25,17 @@ bool bf16_gemm_native();
 // leading batch dimensions broadcast. Inputs may be f32 or bf16 (both the same); output f32.
 Tensor matmul(const Tensor& a, const Tensor& b, bool trans_a = false, bool trans_b = false);
 
-// out[..., N] (+)= x[..., K] * w[N, K]^T (+ bias[N]). With accumulate, adds into `out`.
+// out[m, n] (+)= sum_k x[m, k] * w[n, k] for at most kSkinnyMaxRows rows (decoding steps), row
+// strides ldx, ldw, ldo: reads each weight once for all rows, so it runs at memory bandwidth;
+// threads split N. bf16 weights are widened to fp32 on the fly (half the bytes to read).
+constexpr int64_t kSkinnyMaxRows = 8;
+void skinny_gemm(int64_t M, int64_t N, int64_t K, const float* x, int64_t ldx, const float* w, int64_t ldw,
+                 float* out, int64_t ldo, bool accumulate);
+void skinny_gemm(int64_t M, int64_t N, int64_t K, const float* x, int64_t ldx, const bf16* w, int64_t ldw,
+                 float* out, int64_t ldo, bool accumulate);
+
+// out[..., N] (+)= x[..., K] * w[N, K]^T (+ bias[N]). With accumulate, adds into `out`. In F32
+// precision w may be f32 or bf16 (bf16 weights stay bf16 in memory); few rows use skinny_gemm.
 void linear_into(const Tensor& x, const Tensor& w, const Tensor* bias, Tensor& out, bool accumulate,
                  MatmulPrecision precision);
 Tensor linear(const Tensor& x, const Tensor& w, const Tensor* bias,

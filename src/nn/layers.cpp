@@ -19,6 +19,11 @@ Tensor normal_init(const Shape& shape, float std, Rng& rng) {
   return t;
 }
 
+void store_weights_bf16(Module& model) {
+  for (Var& param : model.parameters())
+    if (param.value().ndim() == 2) param.value() = param.value().to(DType::BF16);
+}
+
 Linear::Linear(int64_t in, int64_t out, bool with_bias, Rng& rng) {
   weight = add_parameter("weight", xavier_uniform(out, in, rng));
   if (with_bias) bias = add_parameter("bias", Tensor::zeros({out}));

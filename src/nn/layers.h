@@ -9,6 +9,11 @@ namespace tcat::nn {
 Tensor xavier_uniform(int64_t fan_out, int64_t fan_in, Rng& rng);
 Tensor normal_init(const Shape& shape, float std, Rng& rng);
 
+// Inference with bf16-stored weights: every matrix parameter of `model` (Linear weights and
+// embedding tables) is converted to bf16 once, halving the bytes each decoding step reads;
+// products still accumulate in fp32. For no-grad forwards only (not for training).
+void store_weights_bf16(Module& model);
+
 class Linear : public Module {
  public:
   Linear(int64_t in, int64_t out, bool bias, Rng& rng);
