@@ -13,7 +13,7 @@ using namespace tcat;
 namespace {
 
 std::vector<float> random_values(int64_t n, Rng& rng) {
-  std::vector<float> v(size_t(n));
+  std::vector<float> v(static_cast<size_t>(n));
   for (float& f : v) f = 2.0f * rng.uniform() - 1.0f;
   return v;
 }
@@ -92,7 +92,7 @@ TEST(SkinnyGemm, LinearAgreesAcrossRowCountsAndWeightTypes) {
   for (Tensor* t : {&w, &b, &x})
     for (int64_t i = 0; i < t->numel(); ++i) t->data<float>()[i] = 2.0f * rng.uniform() - 1.0f;
   const Tensor w_bf16 = w.to(DType::BF16);
-  for (const Tensor* weight : {&w, &w_bf16}) {
+  for (const Tensor* weight : {static_cast<const Tensor*>(&w), &w_bf16}) {
     const std::vector<float> all = kernels::linear(x, *weight, &b).to_vector();
     for (int64_t rows = 1; rows <= kernels::kSkinnyMaxRows; ++rows) {
       const Tensor part = x.slice(0, 0, rows);
