@@ -20,6 +20,7 @@
 
 #include "core/threading.h"
 #include "io/hf_config.h"
+#include "models/transformer.h"
 #include "nn/layers.h"
 
 using namespace tcat;
