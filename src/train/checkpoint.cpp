@@ -453,11 +453,24 @@ std::string resolve_model(const std::string& path) {
   return resolve_checkpoint(path);
 }
 
-void export_model(const std::string& from, const std::string& to, DType dtype) {
-  const std::string dir = resolve_model(from);
+void export_model(const std::string& from, const std::string& to, DType dtype, int64_t average_last) {
   std::error_code ec;
   TCAT_CHECK(!fs::exists(to) || fs::is_empty(to, ec) || is_file(fs::path(to) / kModelFile),
              "export: '{}' exists and is not a checkpoint; refusing to replace it", to);
+  // The f32 mean of averaged checkpoints goes through a private directory next to `to`, always removed.
+  struct RemovedOnExit {
+    fs::path path;
+    ~RemovedOnExit() {
+      std::error_code ignored;
+      if (!path.empty()) fs::remove_all(path, ignored);
+    }
+  } average_dir;
+  std::string dir = resolve_model(from);
+  if (average_last > 0) {
+    average_dir.path = to + ".average" + tmp_suffix();
+    dir = average_dir.path.string();
+    average_last_checkpoints(from, average_last, dir);
+  }
   const LoadedModel m = load_model(dir);
   Checkpoint c{*m.model, m.step, m.train_config, m.tokenizer};
   c.weights_dtype = dtype;

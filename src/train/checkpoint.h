@@ -83,7 +83,8 @@ LoadedModel load_model(const std::string& dir);
 
 // Writes the model at `from` (see resolve_model) as an inference-only checkpoint `to` with its
 // weights stored as `dtype`. `to` must not exist, be empty, or be a checkpoint (it is replaced).
-void export_model(const std::string& from, const std::string& to, DType dtype);
+// average_last > 0: `from` is a run directory and the model is the mean of its last checkpoints.
+void export_model(const std::string& from, const std::string& to, DType dtype, int64_t average_last = 0);
 
 struct ResumeInfo {
   int64_t step = 0;

@@ -187,6 +187,18 @@ TEST_F(CheckpointTest, ExportStoresBf16WeightsThatLoadAsRoundedF32) {
   EXPECT_EQ(read_bytes(dir_ / "precious" / "notes.txt"), "keep me");
 }
 
+TEST_F(CheckpointTest, ExportCanAverageTheLastCheckpointsOfARun) {
+  for (int64_t step : {10, 20, 30}) save_step(step);
+  const std::string averaged = (dir_ / "averaged").string(), exported = (dir_ / "exported").string();
+  average_last_checkpoints(run(), 2, averaged);
+  export_model(run(), exported, DType::F32, 2);
+  const auto a = load_model(averaged).model->named_parameters(), b = load_model(exported).model->named_parameters();
+  expect_same_values(a, b);
+  EXPECT_EQ(names_in(dir_), (std::vector<std::string>{"averaged", "exported", "run"}));  // no temporary left
+  EXPECT_TRUE(has(error_of([&] { export_model(run(), (dir_ / "x").string(), DType::F32, 4); }), "3 checkpoint(s), 4"));
+  EXPECT_FALSE(fs::exists(dir_ / "x"));
+}
+
 TEST_F(CheckpointTest, StoresEachParameterOnceUnderItsNameWithTheArchitecture) {
   auto model = make_model(4);
   const std::string dir = save_checkpoint(run(), Checkpoint{*model, 1});
