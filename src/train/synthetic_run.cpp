@@ -12,7 +12,7 @@ SyntheticRunOptions default_synthetic_run(data::SyntheticTask task) {
   o.arch = models::preset("transformer-tiny", o.task.vocab);
   o.arch.dropout = 0.0f;  // the task has unlimited fresh data: nothing to regularise
   // Reversal needs attention to move each token across the sequence; it takes longer to learn.
-  o.steps = task == data::SyntheticTask::Reverse ? 2000 : 1200;
+  o.steps = task == data::SyntheticTask::Reverse ? 2600 : 1200;  // 2000 gave 98.8% with one thread
   return o;
 }
 

@@ -6,16 +6,20 @@
 
 using namespace tcat;
 
+// Takes ~20 s (copy) and ~45 s (reverse) on 2 idle cores; the bound only catches pathological slowdowns
+// (timings are benchmarks, see RESULTS.md), with room for a loaded machine.
+constexpr double kMaxTrainSeconds = 180.0;
+
 TEST(CopyTask, TinyTransformerLearnsToCopy) {
   auto opt = train::default_synthetic_run(data::SyntheticTask::Copy);
   const auto result = train::run_synthetic_task(opt);
   EXPECT_GE(result.accuracy, 0.99f) << "final loss " << result.final_loss;
-  EXPECT_LT(result.train_seconds, 60.0);
+  EXPECT_LT(result.train_seconds, kMaxTrainSeconds);
 }
 
 TEST(CopyTask, TinyTransformerLearnsToReverse) {
   auto opt = train::default_synthetic_run(data::SyntheticTask::Reverse);
   const auto result = train::run_synthetic_task(opt);
   EXPECT_GE(result.accuracy, 0.99f) << "final loss " << result.final_loss;
-  EXPECT_LT(result.train_seconds, 60.0);
+  EXPECT_LT(result.train_seconds, kMaxTrainSeconds);
 }
