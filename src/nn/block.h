@@ -22,8 +22,6 @@ struct BlockOptions {
   float dropout = 0.0f;
   kernels::RotarySpec rotary{};  // self-attention position schemes (AttentionOptions)
   bool alibi = false;
-  int64_t head_dim = 0;          // AttentionOptions::head_dim and ::scale, for both attentions
-  float attention_scale = 0;
 };
 
 // One block's state during incremental decoding.
@@ -35,10 +33,9 @@ struct BlockCache {
 class TransformerBlock : public Module {
  public:
   TransformerBlock(const BlockOptions& opt, Rng& rng);
-  // x [B, T, d]; x_valid masks padded keys of x; memory/memory_valid for cross-attention;
-  // position_bias (optional) for self-attention, see MultiHeadAttention::self_attention.
+  // x [B, T, d]; x_valid masks padded keys of x; memory/memory_valid for cross-attention.
   Var forward(const Var& x, const Tensor* x_valid, const Var& memory, const Tensor* memory_valid,
-              const ForwardContext& ctx, const Var& position_bias = Var()) const;
+              const ForwardContext& ctx) const;
 
   // ---- incremental decoding (inference only) ----
   // An empty cache for `rows` sequences with room for `capacity` positions; memory [M, S, d]
@@ -46,8 +43,7 @@ class TransformerBlock : public Module {
   BlockCache start_cache(int64_t rows, int64_t capacity, const Var& memory) const;
   // x [N, T, d]: the next T positions of each row, given everything cached before them. Same
   // sublayers as forward(); rows_per_memory consecutive rows share one memory row.
-  Var step(const Var& x, BlockCache& cache, const Tensor* memory_valid, int64_t rows_per_memory,
-           const Var& position_bias = Var()) const;
+  Var step(const Var& x, BlockCache& cache, const Tensor* memory_valid, int64_t rows_per_memory) const;
 
  private:
   using Sublayer = std::function<Var(const Var&)>;
