@@ -2,22 +2,55 @@
 
 #include <algorithm>
 #include <cmath>
+#include <limits>
 
 namespace tcat::generate {
 namespace {
 
-Tensor prompt_tensor(const models::Transformer& model, const std::vector<int64_t>& prompt, int64_t max_new) {
+// Where decoding starts: the state after the prompt (or decoder_start) and the logits of its last
+// position, [1, vocab]; `history` holds the tokens so far (for the repetition penalty).
+struct Start {
+  models::DecoderState state;
+  Tensor logits;
+  std::vector<int64_t> history;
+};
+
+Start start_prompt(const models::Transformer& model, const std::vector<int64_t>& prompt, int64_t max_new) {
   TCAT_CHECK(model.config().layout == models::Layout::DecoderOnly, "generation from a prompt needs a decoder-only model");
   if (prompt.empty()) throw UsageError("the prompt has no tokens");
   const int64_t positions = model.config().max_positions;
   if (int64_t(prompt.size()) + max_new > positions)
     throw UsageError(fmt::format("prompt of {} tokens plus {} new tokens exceeds the model's context of {}",
                                  prompt.size(), max_new, positions));
-  return Tensor::from_ids(prompt, {1, int64_t(prompt.size())});
+  Start s{model.start_decoding(1, int64_t(prompt.size()) + max_new), Tensor(), prompt};
+  s.logits = model.decode_step(Tensor::from_ids(prompt, {1, int64_t(prompt.size())}), s.state);
+  return s;
+}
+
+Start start_source(const models::Transformer& model, const std::vector<int64_t>& source, int64_t decoder_start,
+                   int64_t max_new) {
+  const models::ArchConfig& c = model.config();
+  TCAT_CHECK(c.layout == models::Layout::EncoderDecoder, "generation from a source needs an encoder-decoder model");
+  if (source.empty()) throw UsageError("the source has no tokens");
+  if (decoder_start < 0 || decoder_start >= c.vocab)
+    throw UsageError(fmt::format("decoder start token {} outside the vocabulary of {}", decoder_start, c.vocab));
+  if (int64_t(source.size()) > c.max_positions || 1 + max_new > c.max_positions)
+    throw UsageError(fmt::format("source of {} tokens or 1 + {} target tokens exceeds the model's {} positions",
+                                 source.size(), max_new, c.max_positions));
+  ag::NoGradGuard no_grad;
+  const ag::Var memory = model.encode(Tensor::from_ids(source, {1, int64_t(source.size())}), nullptr, {});
+  Start s{model.start_decoding(memory, nullptr, 1 + max_new), Tensor(), {decoder_start}};
+  s.logits = model.decode_step(Tensor::from_ids({decoder_start}, {1}), s.state);
+  return s;
 }
 
 bool is_eos(int64_t token, const std::vector<int64_t>& eos_ids) {
   return std::find(eos_ids.begin(), eos_ids.end(), token) != eos_ids.end();
+}
+
+// HF's ForcedEOSTokenLogitsProcessor: only forced_eos may come last, with score 0 (probability 1).
+void force_eos(float* scores, int64_t vocab, int64_t forced_eos) {
+  for (int64_t v = 0; v < vocab; ++v) scores[v] = v == forced_eos ? 0.0f : -std::numeric_limits<float>::infinity();
 }
 
 void log_softmax_row(const float* logits, int64_t vocab, std::vector<float>& out) {
@@ -57,36 +90,28 @@ struct Finished {
   }
 };
 
-}  // namespace
-
-std::vector<int64_t> continue_prompt(const models::Transformer& model, const std::vector<int64_t>& prompt,
-                                     const ContinueOptions& opt, Rng& rng, const TokenCallback& on_token) {
-  validate(opt.sampling);
-  const Tensor ids = prompt_tensor(model, prompt, opt.max_new_tokens);
+std::vector<int64_t> continue_from(const models::Transformer& model, Start start, const ContinueOptions& opt,
+                                   Rng& rng, const TokenCallback& on_token) {
   const int64_t vocab = model.config().vocab;
-  models::DecoderState state = model.start_decoding(1, int64_t(prompt.size()) + opt.max_new_tokens);
-  std::vector<int64_t> history = prompt, generated;
-  Tensor logits = model.decode_step(ids, state);
+  std::vector<int64_t> history = std::move(start.history), generated;
+  Tensor logits = start.logits;
   while (int64_t(generated.size()) < opt.max_new_tokens) {
+    if (opt.forced_eos_id >= 0 && int64_t(generated.size()) + 1 == opt.max_new_tokens)
+      force_eos(logits.data<float>(), vocab, opt.forced_eos_id);
     const int64_t token = sample_next(logits.data<float>(), vocab, history, opt.sampling, rng);
     generated.push_back(token);
     history.push_back(token);
     if (on_token && !on_token(token, logits.data<float>())) break;
     if (is_eos(token, opt.eos_ids) || int64_t(generated.size()) == opt.max_new_tokens) break;
-    logits = model.decode_step(Tensor::from_ids({token}, {1}), state);
+    logits = model.decode_step(Tensor::from_ids({token}, {1}), start.state);
   }
   return generated;
 }
 
-LmBeamResult lm_beam_search(const models::Transformer& model, const std::vector<int64_t>& prompt,
-                            const LmBeamOptions& opt) {
-  TCAT_CHECK(opt.beams >= 1 && opt.max_new_tokens >= 1, "beam search: {} beams, {} new tokens", opt.beams,
-             opt.max_new_tokens);
-  const Tensor ids = prompt_tensor(model, prompt, opt.max_new_tokens);
+LmBeamResult beam_from(const models::Transformer& model, Start start, const LmBeamOptions& opt) {
   const int64_t vocab = model.config().vocab, beams = opt.beams;
-  TCAT_CHECK(vocab >= 2 * beams, "beam search: {} beams need a vocabulary of at least {}", beams, 2 * beams);
-  models::DecoderState state = model.start_decoding(1, int64_t(prompt.size()) + opt.max_new_tokens);
-  Tensor logits = model.decode_step(ids, state);  // one row: every beam starts from the prompt
+  models::DecoderState& state = start.state;
+  Tensor logits = start.logits;  // one row: every beam starts from the prompt
   std::vector<std::vector<int64_t>> live(1);
   std::vector<float> live_scores{0.0f};
   Finished finished;
@@ -101,6 +126,7 @@ LmBeamResult lm_beam_search(const models::Transformer& model, const std::vector<
     candidates.clear();
     for (size_t b = 0; b < live.size(); ++b) {
       log_softmax_row(logits.data<float>() + int64_t(b) * vocab, vocab, logprobs);
+      if (opt.forced_eos_id >= 0 && generated == opt.max_new_tokens) force_eos(logprobs.data(), vocab, opt.forced_eos_id);
       for (int64_t v = 0; v < vocab; ++v) candidates.push_back({logprobs[size_t(v)] + live_scores[b], int64_t(b), v});
     }
     const size_t take = std::min(candidates.size(), size_t(2 * beams));
@@ -140,6 +166,40 @@ LmBeamResult lm_beam_search(const models::Transformer& model, const std::vector<
   const auto best = std::max_element(finished.hyps.begin(), finished.hyps.end(),
                                      [](const auto& a, const auto& b) { return a.score < b.score; });
   return {best->tokens, best->score};
+}
+
+void check_beam_options(const models::Transformer& model, const LmBeamOptions& opt) {
+  TCAT_CHECK(opt.beams >= 1 && opt.max_new_tokens >= 1, "beam search: {} beams, {} new tokens", opt.beams,
+             opt.max_new_tokens);
+  TCAT_CHECK(model.config().vocab >= 2 * opt.beams, "beam search: {} beams need a vocabulary of at least {}",
+             opt.beams, 2 * opt.beams);
+}
+
+}  // namespace
+
+std::vector<int64_t> continue_prompt(const models::Transformer& model, const std::vector<int64_t>& prompt,
+                                     const ContinueOptions& opt, Rng& rng, const TokenCallback& on_token) {
+  validate(opt.sampling);
+  return continue_from(model, start_prompt(model, prompt, opt.max_new_tokens), opt, rng, on_token);
+}
+
+std::vector<int64_t> continue_source(const models::Transformer& model, const std::vector<int64_t>& source,
+                                     int64_t decoder_start, const ContinueOptions& opt, Rng& rng,
+                                     const TokenCallback& on_token) {
+  validate(opt.sampling);
+  return continue_from(model, start_source(model, source, decoder_start, opt.max_new_tokens), opt, rng, on_token);
+}
+
+LmBeamResult lm_beam_search(const models::Transformer& model, const std::vector<int64_t>& prompt,
+                            const LmBeamOptions& opt) {
+  check_beam_options(model, opt);
+  return beam_from(model, start_prompt(model, prompt, opt.max_new_tokens), opt);
+}
+
+LmBeamResult source_beam_search(const models::Transformer& model, const std::vector<int64_t>& source,
+                                int64_t decoder_start, const LmBeamOptions& opt) {
+  check_beam_options(model, opt);
+  return beam_from(model, start_source(model, source, decoder_start, opt.max_new_tokens), opt);
 }
 
 TextStreamer::TextStreamer(std::vector<std::string> stop_strings) {

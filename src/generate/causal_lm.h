@@ -1,6 +1,8 @@
-// Generation with decoder-only models (GPT-2, Llama, ...): the prompt goes through the KV cache
-// once, then one token per step. Greedy and sampled continuation, and beam search with Hugging
-// Face's semantics (transformers 4.36 BeamSearchScorer), so the fixtures' outputs are reproduced.
+// Generation with Hugging Face's semantics: decoder-only models (GPT-2, Llama, ...) continue a
+// prompt, which goes through the KV cache once; encoder-decoder models (BART, Marian, T5) encode a
+// source once and decode from decoder_start. Then one token per step: greedy and sampled
+// continuation, and beam search as transformers 4.36's BeamSearchScorer does it, so the fixtures'
+// outputs are reproduced.
 #pragma once
 #include <functional>
 #include <string>
@@ -15,6 +17,7 @@ struct ContinueOptions {
   int64_t max_new_tokens = 16;
   std::vector<int64_t> eos_ids;  // the continuation ends after producing one of them
   SamplingOptions sampling;      // temperature 0: greedy
+  int64_t forced_eos_id = -1;    // the last allowed token is this one (HF forced_eos_token_id); -1 = none
 };
 
 // Called with each new token and the logits it was chosen from; returns false to stop.
@@ -24,6 +27,10 @@ using TokenCallback = std::function<bool(int64_t token, const float* logits)>;
 // plus max_new_tokens must fit the model's positions.
 std::vector<int64_t> continue_prompt(const models::Transformer& model, const std::vector<int64_t>& prompt,
                                      const ContinueOptions& opt, Rng& rng, const TokenCallback& on_token = {});
+// Encoder-decoder: the tokens generated for `source` (not empty) after decoder_start.
+std::vector<int64_t> continue_source(const models::Transformer& model, const std::vector<int64_t>& source,
+                                     int64_t decoder_start, const ContinueOptions& opt, Rng& rng,
+                                     const TokenCallback& on_token = {});
 
 struct LmBeamOptions {
   int64_t beams = 4;
@@ -31,6 +38,7 @@ struct LmBeamOptions {
   float length_penalty = 1.0f;  // score = sum of log-probabilities / generated_length^length_penalty
   bool early_stopping = false;  // Hugging Face's True/False (not "never")
   std::vector<int64_t> eos_ids;
+  int64_t forced_eos_id = -1;   // as in ContinueOptions
 };
 
 struct LmBeamResult {
@@ -44,6 +52,9 @@ struct LmBeamResult {
 // max_new_tokens or when no live beam can beat the finished ones; the best finished hypothesis wins.
 LmBeamResult lm_beam_search(const models::Transformer& model, const std::vector<int64_t>& prompt,
                             const LmBeamOptions& opt);
+// Encoder-decoder: the same search over the continuations of decoder_start for `source`.
+LmBeamResult source_beam_search(const models::Transformer& model, const std::vector<int64_t>& source,
+                                int64_t decoder_start, const LmBeamOptions& opt);
 
 // Streams generated text: given the decoding of everything generated so far after each token, it
 // returns only what is safe to print. An unfinished UTF-8 character (decoders show it as U+FFFD)

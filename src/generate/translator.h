@@ -1,12 +1,19 @@
-// Text in, text out: a trained encoder-decoder checkpoint with its tokenizer, translating batches
-// of sentences with greedy decoding or beam search.
+// Text in, text out: an encoder-decoder model with its tokenizer, translating sentences with greedy
+// decoding or beam search. Two kinds of model:
+// - a tcat checkpoint with its SentencePiece model: batched, GNMT length penalty alpha, n-best lists;
+// - a Hugging Face folder (Marian, BART, T5) with its tokenizer files (tokenizer::load_tokenizer):
+//   one sentence at a time as transformers' generate() decodes (the source with the tokenizer's
+//   special tokens, decoder_start_token_id, forced_eos_token_id; the length penalty is HF's
+//   exponent: score = log-probability / length^length_penalty); the best hypothesis only.
 #pragma once
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
 #include "generate/beam_search.h"
-#include "tokenizer/sentencepiece.h"
+#include "io/hf_model.h"
+#include "tokenizer/tokenizer.h"
 #include "train/checkpoint.h"
 
 namespace tcat::generate {
@@ -26,7 +33,8 @@ struct Translation {
 
 class Translator {
  public:
-  // A checkpoint directory (or a run directory: its final model/ or latest checkpoint).
+  // A checkpoint directory (or a run directory: its final model/ or latest checkpoint), or a
+  // Hugging Face folder (config.json, weights, tokenizer files).
   explicit Translator(const std::string& model_path);
 
   // One n-best list (best first) per input line, in input order. Empty lines give empty output.
@@ -35,13 +43,18 @@ class Translator {
   std::vector<std::vector<Translation>> translate(const std::vector<std::string>& lines,
                                                   const TranslateOptions& opt) const;
   int64_t truncated_lines() const { return truncated_; }
-  const models::ArchConfig& config() const { return loaded_.config; }
+  const models::ArchConfig& config() const { return model_->config(); }
   const std::string& path() const { return path_; }
 
  private:
+  // One Hugging Face translation of source ids (special tokens included).
+  Translation translate_hf(const std::vector<int64_t>& source, const TranslateOptions& opt) const;
+
   std::string path_;
-  train::LoadedModel loaded_;
-  std::unique_ptr<tokenizer::SentencePieceTokenizer> tokenizer_;
+  train::LoadedModel loaded_;      // a tcat checkpoint,
+  std::optional<io::HfModel> hf_;  // or a Hugging Face model
+  const models::Transformer* model_ = nullptr;
+  std::unique_ptr<tokenizer::Tokenizer> tokenizer_;
   mutable int64_t truncated_ = 0;
 };
 

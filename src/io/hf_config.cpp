@@ -32,6 +32,10 @@ HfModelConfig parse_hf_config(const nlohmann::json& j, const std::string& origin
   c.bos_id = bos.empty() ? -1 : bos.front();
   c.pad_id = pad.empty() ? -1 : pad.front();
   c.eos_ids = token_ids(reader, "eos_token_id", c.arch.vocab);
+  const auto start = token_ids(reader, "decoder_start_token_id", c.arch.vocab);
+  const auto forced_eos = token_ids(reader, "forced_eos_token_id", c.arch.vocab);
+  c.decoder_start_id = start.empty() ? -1 : start.front();
+  c.forced_eos_id = forced_eos.empty() ? -1 : forced_eos.front();
   if (c.pad_id >= 0) c.arch.pad_id = c.pad_id;
   try {
     c.arch.validate();
@@ -65,6 +69,8 @@ nlohmann::json hf_config_json(const HfModelConfig& config) {
   if (config.pad_id >= 0) j["pad_token_id"] = config.pad_id;
   if (config.eos_ids.size() == 1) j["eos_token_id"] = config.eos_ids.front();
   if (config.eos_ids.size() > 1) j["eos_token_id"] = config.eos_ids;
+  if (config.decoder_start_id >= 0) j["decoder_start_token_id"] = config.decoder_start_id;
+  if (config.forced_eos_id >= 0) j["forced_eos_token_id"] = config.forced_eos_id;
   return j;
 }
 

@@ -13,6 +13,8 @@ struct HfModelConfig {
   models::ArchConfig arch;
   int64_t bos_id = -1, pad_id = -1;  // -1: none
   std::vector<int64_t> eos_ids;      // generation stops at any of them
+  int64_t decoder_start_id = -1;     // encoder-decoders: the decoder's first token
+  int64_t forced_eos_id = -1;        // the last token generation may produce (BART, Marian)
 };
 
 // config.json -> family + ArchConfig. An unknown model_type lists the supported ones; impossible

@@ -58,6 +58,7 @@ Tensor to_param_layout(const Tensor& stored, const models::HfMapping& m) {
     case models::HfLayout::Same: return stored;
     case models::HfLayout::Transposed: return stored.transpose(0, 1).contiguous();
     case models::HfLayout::HeadInterleaved: return swap_head_and_qkv(stored, m.heads, 3);
+    case models::HfLayout::RowVector: return stored.contiguous().view({stored.numel()});
   }
   fail("unknown tensor layout {}", int(m.layout));
 }
@@ -67,12 +68,14 @@ Tensor to_stored_layout(const Tensor& param, const models::HfMapping& m) {
     case models::HfLayout::Same: return param.contiguous();
     case models::HfLayout::Transposed: return param.transpose(0, 1).contiguous();
     case models::HfLayout::HeadInterleaved: return swap_head_and_qkv(param, 3, m.heads);
+    case models::HfLayout::RowVector: return param.contiguous().view({1, param.numel()});
   }
   fail("unknown tensor layout {}", int(m.layout));
 }
 
 // Rows of the parameter that a part fills.
 int64_t param_rows(const models::HfTensor& part, const models::HfMapping& m) {
+  if (m.layout == models::HfLayout::RowVector) return part.shape[1];
   return m.layout == models::HfLayout::Transposed ? part.shape[1] : part.shape[0];
 }
 

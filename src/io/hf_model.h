@@ -20,8 +20,8 @@ struct HfModel {
 // A missing tensor is named with its expected shape; a wrong shape names both shapes.
 HfModel load_hf_model(const std::string& dir);
 
-// A decoder model from a Hugging Face folder (config.json), a llama2.c .bin file, or a folder
-// holding one llama2.c .bin file.
+// A model from a Hugging Face folder (config.json), a llama2.c .bin file, or a folder holding one
+// llama2.c .bin file.
 HfModel load_pretrained(const std::string& path);
 
 // Writes config.json and model.safetensors (float32, HF tensor names; tied tensors stored once)

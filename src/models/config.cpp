@@ -16,9 +16,13 @@ const std::vector<std::pair<Layout, std::string>>& enum_names() {
 }
 template <>
 const std::vector<std::pair<PositionKind, std::string>>& enum_names() {
-  static const std::vector<std::pair<PositionKind, std::string>> v{
-      {PositionKind::Sinusoidal, "sinusoidal"}, {PositionKind::Learned, "learned"}, {PositionKind::Rotary, "rotary"},
-      {PositionKind::ALiBi, "alibi"},           {PositionKind::None, "none"}};
+  static const std::vector<std::pair<PositionKind, std::string>> v{{PositionKind::Sinusoidal, "sinusoidal"},
+                                                                   {PositionKind::SinusoidalHalves, "sinusoidal-halves"},
+                                                                   {PositionKind::Learned, "learned"},
+                                                                   {PositionKind::Rotary, "rotary"},
+                                                                   {PositionKind::ALiBi, "alibi"},
+                                                                   {PositionKind::RelativeBuckets, "relative-buckets"},
+                                                                   {PositionKind::None, "none"}};
   return v;
 }
 template <>
@@ -68,7 +72,8 @@ void ArchConfig::validate() const {
   positive("heads", heads);
   positive("d_ff", d_ff);
   positive("max_positions", max_positions);
-  if (d_model % heads != 0)
+  if (attn_head_dim < 0) throw UsageError(fmt::format("config: attn_head_dim must not be negative, got {}", attn_head_dim));
+  if (attn_head_dim == 0 && d_model % heads != 0)
     throw UsageError(fmt::format("config: heads ({}) must divide d_model ({})", heads, d_model));
   if (kv_heads < 0 || (kv_heads > 0 && heads % kv_heads != 0))
     throw UsageError(fmt::format("config: kv_heads ({}) must divide heads ({})", kv_heads, heads));
@@ -89,6 +94,13 @@ void ArchConfig::validate() const {
                                    rotary_fraction, head_dim(), rotary_dim()));
     if (!(rotary_base > 1.0f)) throw UsageError(fmt::format("config: rotary_base must be > 1, got {}", rotary_base));
   }
+  if (embed_dim < 0 || type_vocab < 0)
+    throw UsageError(fmt::format("config: embed_dim ({}) and type_vocab ({}) must not be negative", embed_dim,
+                                 type_vocab));
+  if (position == PositionKind::RelativeBuckets && (relative_buckets < 4 || relative_max_distance < relative_buckets))
+    throw UsageError(fmt::format("config: relative_buckets {} must be >= 4 and relative_max_distance {} at least as large",
+                                 relative_buckets, relative_max_distance));
+  if (!(output_scale > 0.0f)) throw UsageError(fmt::format("config: output_scale must be positive, got {}", output_scale));
   if (pad_id < 0 || pad_id >= vocab)
     throw UsageError(fmt::format("config: pad_id {} outside the vocabulary of {}", pad_id, vocab));
 }
@@ -112,7 +124,17 @@ nlohmann::json ArchConfig::to_json() const {
           {"rotary_fraction", rotary_fraction},
           {"rotary_interleaved", rotary_interleaved},
           {"rotary_base", rotary_base},
+          {"relative_buckets", relative_buckets},
+          {"relative_max_distance", relative_max_distance},
+          {"attn_head_dim", attn_head_dim},
+          {"scale_attention", scale_attention},
+          {"output_scale", output_scale},
           {"embed_norm", embed_norm},
+          {"embed_dim", embed_dim},
+          {"type_vocab", type_vocab},
+          {"share_layers", share_layers},
+          {"output_transform", output_transform},
+          {"output_bias", output_bias},
           {"activation", enum_to_string(activation)},
           {"gated_ffn", gated_ffn},
           {"parallel_block", parallel_block},
@@ -160,7 +182,17 @@ ArchConfig ArchConfig::from_json(const nlohmann::json& j) {
   get("rotary_fraction", c.rotary_fraction);
   get("rotary_interleaved", c.rotary_interleaved);
   get("rotary_base", c.rotary_base);
+  get("relative_buckets", c.relative_buckets);
+  get("relative_max_distance", c.relative_max_distance);
+  get("attn_head_dim", c.attn_head_dim);
+  get("scale_attention", c.scale_attention);
+  get("output_scale", c.output_scale);
   get("embed_norm", c.embed_norm);
+  get("embed_dim", c.embed_dim);
+  get("type_vocab", c.type_vocab);
+  get("share_layers", c.share_layers);
+  get("output_transform", c.output_transform);
+  get("output_bias", c.output_bias);
   get_enum("activation", c.activation);
   get("gated_ffn", c.gated_ffn);
   get("parallel_block", c.parallel_block);

@@ -9,9 +9,12 @@
 namespace tcat::models {
 
 enum class Layout { EncoderDecoder, EncoderOnly, DecoderOnly };
-// Sinusoidal and Learned are added to the embeddings; Rotary turns queries and keys inside
-// self-attention; ALiBi biases the attention scores by distance.
-enum class PositionKind { Sinusoidal, Learned, Rotary, ALiBi, None };
+// Sinusoidal and Learned are added to the embeddings (sin/cos interleaved as in Vaswani et al., or
+// SinusoidalHalves: sin in the first half of the columns, cos in the second, as Marian; learned
+// tables are per stack in encoder-decoders); Rotary turns queries and keys inside self-attention;
+// ALiBi biases the attention scores by distance; RelativeBuckets (T5) adds a learned bias per head
+// and bucket of key-minus-query distance, one table per stack shared by its layers.
+enum class PositionKind { Sinusoidal, SinusoidalHalves, Learned, Rotary, ALiBi, RelativeBuckets, None };
 
 struct ArchConfig {
   Layout layout = Layout::EncoderDecoder;
@@ -26,7 +29,19 @@ struct ArchConfig {
   float rotary_fraction = 1.0f;   // Rotary: share of each head's dimensions that turn (NeoX rotary_pct)
   bool rotary_interleaved = false;  // Rotary: pairs (2i, 2i+1) instead of (i, i + rotary_dim/2)
   float rotary_base = 10000.0f;   // Rotary: theta (Llama rope_theta)
-  bool embed_norm = false;        // a norm right after the embeddings of each stack (BLOOM)
+  int64_t relative_buckets = 32;        // RelativeBuckets: buckets (half per direction in the encoder)
+  int64_t relative_max_distance = 128;  // RelativeBuckets: distances from here on share the last bucket
+  int64_t attn_head_dim = 0;      // per-head width when it is not d_model / heads (T5's d_kv); 0 = d_model / heads
+  bool scale_attention = true;    // scores divided by sqrt(head_dim) (T5: not)
+  bool embed_norm = false;        // a norm right after the embeddings of each stack (BLOOM, BERT)
+  // Factorized embeddings (ALBERT, ELECTRA): token/position/type tables embed_dim wide, normed at
+  // that width, then projected to d_model. 0 = tables d_model wide and no projection.
+  int64_t embed_dim = 0;
+  int64_t type_vocab = 0;         // token-type (segment) table; every token is type 0 (BERT); 0 = none
+  bool share_layers = false;      // all layers of a stack run one block's parameters (ALBERT)
+  bool output_transform = false;  // dense to the embedding width, activation, norm before the output (MLM heads)
+  bool output_bias = false;       // a bias [vocab] added to the logits (MLM decoders, BART's final_logits_bias)
+  float output_scale = 1.0f;      // hidden states multiplied by it before the output projection (tied T5: d^-0.5)
   nn::Activation activation = nn::Activation::ReLU;
   bool gated_ffn = false;
   bool parallel_block = false;
@@ -37,7 +52,8 @@ struct ArchConfig {
   float dropout = 0.1f;
   int64_t pad_id = 0;
 
-  int64_t head_dim() const { return d_model / heads; }
+  int64_t head_dim() const { return attn_head_dim > 0 ? attn_head_dim : d_model / heads; }
+  int64_t embed_width() const { return embed_dim > 0 ? embed_dim : d_model; }
   // Rotary: the leading dimensions of each head that turn (int(head_dim * rotary_fraction)).
   int64_t rotary_dim() const;
 

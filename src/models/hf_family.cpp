@@ -30,6 +30,13 @@ int64_t HfConfigReader::size_or(const char* key, int64_t fallback) const {
   return n;
 }
 
+int64_t HfConfigReader::index_or(const char* key, int64_t fallback) const {
+  if (!has(key)) return fallback;
+  const auto& v = j_.at(key);
+  if (!v.is_number_integer() || v.get<int64_t>() < 0) reject(key, "must be a non-negative integer");
+  return v.get<int64_t>();
+}
+
 double HfConfigReader::positive_number_or(const char* key, double fallback) const {
   if (!has(key)) return fallback;
   const auto& v = j_.at(key);
@@ -92,6 +99,10 @@ void HfTensorMap::interleaved(const std::string& param, const std::string& name,
   mappings_.push_back({param, {{name, shape}}, HfLayout::HeadInterleaved, heads});
 }
 
+void HfTensorMap::row_vector(const std::string& param, const std::string& name, int64_t n) {
+  mappings_.push_back({param, {{name, {1, n}}}, HfLayout::RowVector, 0});
+}
+
 void HfTensorMap::stacked(const std::string& param, std::vector<HfTensor> parts) {
   mappings_.push_back({param, std::move(parts), HfLayout::Same, 0});
 }
@@ -114,8 +125,36 @@ void HfTensorMap::separate_qkv(const std::string& param, const std::string& q, c
   if (c.bias) stacked(param + ".bias", {{q + ".bias", {q_rows}}, {k + ".bias", {kv_rows}}, {v + ".bias", {kv_rows}}});
 }
 
+void bert_embeddings(HfTensorMap& m, const std::string& prefix, const ArchConfig& c) {
+  const int64_t w = c.embed_width();
+  const std::string p = prefix + "embeddings.";
+  m.same("src_embed.weight", p + "word_embeddings.weight", {c.vocab, w});
+  m.same("pos_embed.weight", p + "position_embeddings.weight", {c.max_positions + c.position_offset, w});
+  if (c.type_vocab > 0) m.same("type_embed.weight", p + "token_type_embeddings.weight", {c.type_vocab, w});
+  m.norm("encoder.embed_norm", p + "LayerNorm", w, true);
+}
+
+void mlm_head(HfTensorMap& m, const std::string& dense, const std::string& norm, const std::string& bias,
+              const std::string& decoder, const ArchConfig& c) {
+  const int64_t w = c.embed_width();
+  m.linear("head.dense", dense, w, c.d_model, true);
+  m.norm("head.norm", norm, w, true);
+  m.same("output_bias", bias, {c.vocab});
+  if (!c.tie_output) m.same("lm_head.weight", decoder, {c.vocab, w});
+}
+
+void HfTensorMap::separate_cross(const std::string& param, const std::string& q, const std::string& k,
+                                 const std::string& v, const ArchConfig& c) {
+  const int64_t q_rows = c.heads * c.head_dim(), kv_rows = (c.kv_heads ? c.kv_heads : c.heads) * c.head_dim();
+  linear(param + ".q", q, q_rows, c.d_model, c.bias);
+  stacked(param + ".kv.weight", {{k + ".weight", {kv_rows, c.d_model}}, {v + ".weight", {kv_rows, c.d_model}}});
+  if (c.bias) stacked(param + ".kv.bias", {{k + ".bias", {kv_rows}}, {v + ".bias", {kv_rows}}});
+}
+
 static std::vector<const HfFamily*> families() {
-  return {&gpt2_family(), &llama_family(), &gpt_neox_family(), &opt_family(), &bloom_family()};
+  return {&gpt2_family(),    &llama_family(),       &gpt_neox_family(), &opt_family(),   &bloom_family(),
+          &bert_family(),    &roberta_family(),     &electra_family(),  &distilbert_family(), &albert_family(),
+          &bart_family(),    &marian_family(),      &t5_family()};
 }
 
 const HfFamily& hf_family(const std::string& model_type) {
@@ -137,6 +176,23 @@ ArchConfig hf_decoder_base() {
   c.enc_layers = 0;
   c.pre_norm = true;
   c.final_norm = true;
+  c.scale_embeddings = false;
+  c.dropout = 0.0f;
+  c.pad_id = 0;
+  return c;
+}
+
+ArchConfig hf_encoder_base() {
+  ArchConfig c;
+  c.layout = Layout::EncoderOnly;
+  c.dec_layers = 0;
+  c.pre_norm = false;
+  c.norm_eps = 1e-12f;
+  c.position = PositionKind::Learned;
+  c.embed_norm = true;
+  c.activation = nn::Activation::GELU;
+  c.output_transform = true;
+  c.output_bias = true;
   c.scale_embeddings = false;
   c.dropout = 0.0f;
   c.pad_id = 0;

@@ -19,6 +19,7 @@ class HfConfigReader {
 
   int64_t size(const char* key) const;  // required, a positive integer
   int64_t size_or(const char* key, int64_t fallback) const;
+  int64_t index_or(const char* key, int64_t fallback) const;  // a non-negative integer (a token id)
   double positive_number_or(const char* key, double fallback) const;
   bool flag_or(const char* key, bool fallback) const;
   std::string text_or(const char* key, const std::string& fallback) const;
@@ -42,6 +43,7 @@ enum class HfLayout {
   Same,             // identical
   Transposed,       // GPT-2 Conv1D weights: [in, out] for tcat's [out, in]
   HeadInterleaved,  // fused QKV rows grouped per head, [heads, 3, head_dim] (NeoX, BLOOM); tcat: [3, heads, head_dim]
+  RowVector,        // stored [1, n] for tcat's [n] (BART's final_logits_bias)
 };
 
 struct HfTensor {
@@ -64,6 +66,7 @@ class HfTensorMap {
   void same(const std::string& param, const std::string& name, const Shape& shape);
   void transposed(const std::string& param, const std::string& name, const Shape& stored_shape);
   void interleaved(const std::string& param, const std::string& name, const Shape& shape, int64_t heads);
+  void row_vector(const std::string& param, const std::string& name, int64_t n);
   void stacked(const std::string& param, std::vector<HfTensor> parts);
   // "<param>.weight" [out, in] and, with bias, "<param>.bias" [out].
   void linear(const std::string& param, const std::string& name, int64_t out, int64_t in, bool bias);
@@ -72,11 +75,21 @@ class HfTensorMap {
   // Q, K, V projections stored apart, fused into "<param>.weight" (and ".bias").
   void separate_qkv(const std::string& param, const std::string& q, const std::string& k, const std::string& v,
                     const ArchConfig& c);
+  // Cross-attention: "<param>.q" from q, "<param>.kv" from k and v stacked.
+  void separate_cross(const std::string& param, const std::string& q, const std::string& k, const std::string& v,
+                      const ArchConfig& c);
   std::vector<HfMapping> take() { return std::move(mappings_); }
 
  private:
   std::vector<HfMapping> mappings_;
 };
+
+// The embeddings of BERT and the families that keep its module names (RoBERTa, ELECTRA, ALBERT):
+// "<prefix>embeddings.{word,position,token_type}_embeddings" and "<prefix>embeddings.LayerNorm".
+void bert_embeddings(HfTensorMap& m, const std::string& prefix, const ArchConfig& c);
+// An MLM head: transform dense and norm, the logits' bias, and the decoder weight when untied.
+void mlm_head(HfTensorMap& m, const std::string& dense, const std::string& norm, const std::string& bias,
+              const std::string& decoder, const ArchConfig& c);
 
 struct HfFamily {
   std::string model_type;    // config.json "model_type"
@@ -94,6 +107,14 @@ const HfFamily& llama_family();
 const HfFamily& gpt_neox_family();
 const HfFamily& opt_family();
 const HfFamily& bloom_family();
+const HfFamily& bert_family();
+const HfFamily& roberta_family();
+const HfFamily& electra_family();
+const HfFamily& distilbert_family();
+const HfFamily& albert_family();
+const HfFamily& bart_family();
+const HfFamily& marian_family();
+const HfFamily& t5_family();
 
 // The family of a model_type; an unknown one is a UsageError listing the supported types.
 const HfFamily& hf_family(const std::string& model_type);
@@ -102,5 +123,9 @@ std::vector<std::string> hf_model_types();
 // A decoder-only ArchConfig with the settings the HF decoder families share (pre-norm, final
 // norm, no embedding scaling, no dropout, LayerNorm with biases).
 ArchConfig hf_decoder_base();
+// An encoder-only ArchConfig with the settings the HF encoder families share (BERT: post-norm
+// LayerNorm with eps 1e-12, learned positions, an embedding norm, the MLM head's transform and
+// bias, no embedding scaling, no dropout).
+ArchConfig hf_encoder_base();
 
 }  // namespace tcat::models

@@ -16,6 +16,8 @@ using nn::Var;
 Tensor padding_mask(const Tensor& ids, int64_t pad_id);
 // The sinusoidal position table of Vaswani et al.: [positions, d], sin on even, cos on odd columns.
 Tensor sinusoidal_table(int64_t positions, int64_t d);
+// The same angles with sin in columns [0, d/2) and cos in [d/2, d) (Marian).
+Tensor sinusoidal_halves_table(int64_t positions, int64_t d);
 
 // What incremental decoding keeps between steps (inference only). Rows are the sequences being
 // decoded (sentences x beams). Per decoder layer: the self-attention keys and values of the
@@ -60,7 +62,7 @@ class Transformer : public nn::Module {
   // tgt ids i64 [B, T] -> hidden [B, T, d]. memory/src_valid only for encoder-decoder layouts.
   Var decode(const Tensor& tgt, const Tensor* tgt_valid, const Var& memory, const Tensor* src_valid,
              const ForwardContext& ctx, std::vector<Var>* hidden_states = nullptr) const;
-  // hidden [..., d] -> logits [..., vocab].
+  // hidden [..., d] -> logits [..., vocab] (through the output transform and bias if configured).
   Var project(const Var& hidden) const;
 
   // Encoder-decoder convenience: logits [B, T, vocab] with padding masks from pad_id.
@@ -79,26 +81,39 @@ class Transformer : public nn::Module {
 
  private:
   // Token embeddings (scaled if configured) plus the positions first_position, first_position+1, ...
-  // (Sinusoidal/Learned), then the stack's embedding norm if configured.
-  Var embed(const nn::Embedding& table, const nn::Norm* norm, const Tensor& ids, const ForwardContext& ctx,
-            int64_t first_position = 0) const;
+  // (Sinusoidal/Learned) and token type 0, then the stack's embedding norm and the projection of
+  // factorized embeddings to d_model, if configured.
+  Var embed(const nn::Embedding& table, const nn::Embedding* positions, const nn::Norm* norm, const Tensor& ids,
+            const ForwardContext& ctx, int64_t first_position = 0) const;
+  // The decoder's learned position table: its own in encoder-decoders.
+  const nn::Embedding* target_positions() const { return tgt_pos_embed_ ? tgt_pos_embed_.get() : pos_embed_.get(); }
   const nn::Embedding& target_table() const { return tgt_embed_ ? *tgt_embed_ : *src_embed_; }
-  Var run_stack(const std::vector<std::unique_ptr<nn::TransformerBlock>>& layers, const nn::Norm* final_norm,
-                Var x, const Tensor* x_valid, const Var& memory, const Tensor* memory_valid,
-                const ForwardContext& ctx, std::vector<Var>* hidden_states) const;
+  // Runs `count` layers; a stack with shared layers holds one block and runs it `count` times.
+  Var run_stack(const std::vector<std::unique_ptr<nn::TransformerBlock>>& layers, int64_t count,
+                const nn::Norm* final_norm, Var x, const Tensor* x_valid, const Var& memory, const Tensor* memory_valid,
+                const ForwardContext& ctx, std::vector<Var>* hidden_states, const Var& position_bias) const;
+  // RelativeBuckets: the bias [heads, queries, keys] for queries at first_query, ... against keys
+  // at 0, ...; undefined without a table.
+  Var position_bias(const nn::Embedding* table, int64_t first_query, int64_t queries, int64_t keys,
+                    bool bidirectional) const;
 
   ArchConfig cfg_;
   Tensor sinusoids_;
-  std::unique_ptr<nn::Embedding> src_embed_, tgt_embed_, pos_embed_;
+  std::unique_ptr<nn::Embedding> src_embed_, tgt_embed_, pos_embed_, tgt_pos_embed_, type_embed_;
+  std::unique_ptr<nn::Linear> embed_proj_;  // factorized embeddings -> d_model
   std::vector<std::unique_ptr<nn::TransformerBlock>> encoder_, decoder_;
   std::unique_ptr<nn::Norm> encoder_norm_, decoder_norm_;
   std::unique_ptr<nn::Norm> encoder_embed_norm_, decoder_embed_norm_;
+  std::unique_ptr<nn::Embedding> encoder_relative_bias_, decoder_relative_bias_;  // [buckets, heads]
   std::unique_ptr<nn::Linear> lm_head_;
+  std::unique_ptr<nn::Linear> head_dense_;  // output transform
+  std::unique_ptr<nn::Norm> head_norm_;
+  Var output_bias_;
   // Registration containers so parameter names read "encoder.layers.3.ffn.up.weight".
   struct Stack : nn::Module {
     void add(const std::string& name, nn::Module& m) { add_module(name, m); }
   };
-  Stack encoder_stack_, encoder_layers_, decoder_stack_, decoder_layers_;
+  Stack encoder_stack_, encoder_layers_, decoder_stack_, decoder_layers_, head_;
 };
 
 }  // namespace tcat::models

@@ -2,6 +2,7 @@
 
 #include <cmath>
 #include <cstring>
+#include <limits>
 
 #include "kernels/attention.h"
 
@@ -9,10 +10,10 @@ namespace tcat::nn {
 
 static int64_t checked_head_dim(const AttentionOptions& o) {
   const int64_t kvh = o.kv_heads ? o.kv_heads : o.heads;
-  TCAT_CHECK(o.d_model > 0 && o.heads > 0 && o.d_model % o.heads == 0,
+  TCAT_CHECK(o.d_model > 0 && o.heads > 0 && (o.head_dim > 0 || o.d_model % o.heads == 0),
              "attention: {} heads do not divide d_model {}", o.heads, o.d_model);
   TCAT_CHECK(kvh > 0 && o.heads % kvh == 0, "attention: {} kv heads do not divide {} heads", kvh, o.heads);
-  return o.d_model / o.heads;
+  return o.head_dim > 0 ? o.head_dim : o.d_model / o.heads;
 }
 
 Tensor gather_rows(const Tensor& t, const std::vector<int64_t>& rows, int64_t steps) {
@@ -77,6 +78,7 @@ MultiHeadAttention::MultiHeadAttention(const AttentionOptions& o, Rng& rng)
     : heads_(o.heads),
       kv_heads_(o.kv_heads ? o.kv_heads : o.heads),
       head_dim_(checked_head_dim(o)),
+      scale_(o.scale > 0 ? o.scale : 1.0f / std::sqrt(float(head_dim_))),
       rotary_(o.rotary),
       out_(o.heads * head_dim_, o.d_model, o.bias, rng) {
   const int64_t q_width = heads_ * head_dim_, kv_width = kv_heads_ * head_dim_;
@@ -99,11 +101,16 @@ MultiHeadAttention::MultiHeadAttention(const AttentionOptions& o, Rng& rng)
   add_module("out", out_);
 }
 
-Var MultiHeadAttention::self_attention(const Var& x, bool causal, const Tensor* key_valid) const {
+Var MultiHeadAttention::self_attention(const Var& x, bool causal, const Tensor* key_valid,
+                                       const Var& position_bias) const {
   TCAT_CHECK(qkv_, "self_attention called on a cross-attention module");
   const Var qkv = rotate(qkv_->forward(x), 0);
   const int64_t kv_width = kv_heads_ * head_dim_, q_width = heads_ * head_dim_;
-  ag::AttentionSpec spec{heads_, kv_heads_, head_dim_, causal, key_valid, 0.0f,
+  if (position_bias.defined())
+    return out_.forward(biased_attention(ag::slice(qkv, 2, 0, q_width), ag::slice(qkv, 2, q_width, q_width + kv_width),
+                                         ag::slice(qkv, 2, q_width + kv_width, q_width + 2 * kv_width), position_bias,
+                                         causal, key_valid));
+  ag::AttentionSpec spec{heads_, kv_heads_, head_dim_, causal, key_valid, scale_,
                          alibi_slopes_.defined() ? &alibi_slopes_ : nullptr};
   Var y = ag::attention({qkv, 0}, {qkv, q_width}, {qkv, q_width + kv_width}, spec);
   return out_.forward(y);
@@ -113,12 +120,12 @@ Var MultiHeadAttention::cross_attention(const Var& x, const Var& memory, const T
   TCAT_CHECK(q_, "cross_attention called on a self-attention module");
   const Var q = q_->forward(x);
   const Var kv = kv_->forward(memory);
-  ag::AttentionSpec spec{heads_, kv_heads_, head_dim_, false, memory_valid, 0.0f};
+  ag::AttentionSpec spec{heads_, kv_heads_, head_dim_, false, memory_valid, scale_};
   Var y = ag::attention({q, 0}, {kv, 0}, {kv, kv_heads_ * head_dim_}, spec);
   return out_.forward(y);
 }
 
-Var MultiHeadAttention::self_attention_step(const Var& x, KVCache& cache) const {
+Var MultiHeadAttention::self_attention_step(const Var& x, KVCache& cache, const Var& position_bias) const {
   TCAT_CHECK(qkv_, "self_attention_step called on a cross-attention module");
   TCAT_CHECK(!ag::grad_enabled(), "self_attention_step is inference only (use a NoGradGuard)");
   TCAT_CHECK(cache.kv_width() == kv_heads_ * head_dim_ && cache.rows() == x.dim(0),
@@ -126,6 +133,14 @@ Var MultiHeadAttention::self_attention_step(const Var& x, KVCache& cache) const 
              cache.kv_width(), x.desc(), kv_heads_ * head_dim_);
   const Tensor qkv = rotate(qkv_->forward(x), cache.length()).value();
   cache.append(qkv, heads_ * head_dim_);
+  if (position_bias.defined()) {
+    const int64_t q_width = heads_ * head_dim_, kv_width = kv_heads_ * head_dim_;
+    const Tensor kv = cache.buffer().slice(1, 0, cache.length());
+    return out_.forward(biased_attention(Var(qkv.slice(2, 0, q_width).contiguous()),
+                                         Var(kv.slice(2, 0, kv_width).contiguous()),
+                                         Var(kv.slice(2, kv_width, 2 * kv_width).contiguous()), position_bias, true,
+                                         nullptr));
+  }
   return attend_cached(qkv, cache, qkv.dim(0), true, nullptr);
 }
 
@@ -167,8 +182,36 @@ Var MultiHeadAttention::attend_cached(const Tensor& q, const KVCache& cache, int
       {out.data<float>(), q_len * out_width, out_width, head_dim_},
       {causal, key_valid ? key_valid->data<uint8_t>() : nullptr,
        alibi_slopes_.defined() ? alibi_slopes_.data<float>() : nullptr},
-      1.0f / std::sqrt(float(head_dim_)), nullptr);
+      scale_, nullptr);
   return out_.forward(Var(out));
+}
+
+Var MultiHeadAttention::biased_attention(const Var& q, const Var& k, const Var& v, const Var& position_bias,
+                                         bool causal, const Tensor* key_valid) const {
+  TCAT_CHECK(kv_heads_ == heads_, "attention with a position bias needs as many kv heads as heads ({} vs {})",
+             kv_heads_, heads_);
+  const int64_t B = q.dim(0), T = q.dim(1), S = k.dim(1);
+  TCAT_CHECK(position_bias.value().shape() == (Shape{heads_, T, S}), "attention: position bias {} for {} heads, {} x {}",
+             position_bias.desc(), heads_, T, S);
+  auto split_heads = [&](const Var& x, int64_t len) {  // [B, len, heads * head_dim] -> [B, heads, len, head_dim]
+    return ag::contiguous(ag::permute(ag::reshape(ag::contiguous(x), {B, len, heads_, head_dim_}), {0, 2, 1, 3}));
+  };
+  Var scores = ag::matmul(split_heads(q, T), split_heads(k, S), false, true);  // [B, heads, T, S]
+  if (scale_ != 1.0f) scores = ag::scale(scores, scale_);
+  scores = ag::add(scores, position_bias);
+  if (causal || key_valid) {
+    Tensor mask = Tensor::zeros({B, 1, T, S});
+    float* m = mask.data<float>();
+    const uint8_t* valid = key_valid ? key_valid->contiguous().data<uint8_t>() : nullptr;
+    for (int64_t b = 0; b < B; ++b)
+      for (int64_t i = 0; i < T; ++i)
+        for (int64_t j = 0; j < S; ++j)
+          if ((causal && j > S - T + i) || (valid && !valid[b * S + j]))
+            m[(b * T + i) * S + j] = -std::numeric_limits<float>::infinity();
+    scores = ag::add(scores, Var(mask));
+  }
+  const Var y = ag::matmul(ag::softmax(scores), split_heads(v, S));  // [B, heads, T, head_dim]
+  return ag::reshape(ag::contiguous(ag::permute(y, {0, 2, 1, 3})), {B, T, heads_ * head_dim_});
 }
 
 Var MultiHeadAttention::rotate(const Var& qkv, int64_t first_position) const {

@@ -13,6 +13,8 @@ struct AttentionOptions {
   int64_t d_model = 0, heads = 0, kv_heads = 0;  // kv_heads 0 = heads
   bool bias = true;
   bool cross = false;  // attends to a separate memory sequence
+  int64_t head_dim = 0;  // 0 = d_model / heads (T5's d_kv may differ)
+  float scale = 0;       // scores are multiplied by it; 0 = 1/sqrt(head_dim) (T5: 1)
   // Position schemes inside self-attention (cross-attention has neither).
   kernels::RotarySpec rotary{};  // rotary_dim 0 = no rotary embedding
   bool alibi = false;            // ALiBi biases (kernels::alibi_slopes)
@@ -53,13 +55,15 @@ class MultiHeadAttention : public Module {
  public:
   MultiHeadAttention(const AttentionOptions& opt, Rng& rng);
   // x [B, T, d] at positions 0..T-1; key_valid optional u8 [B, T_keys] (0 = padding).
-  Var self_attention(const Var& x, bool causal, const Tensor* key_valid) const;
+  // position_bias, when defined: [heads, T, T_keys] added to the scores (T5's relative positions).
+  Var self_attention(const Var& x, bool causal, const Tensor* key_valid, const Var& position_bias = Var()) const;
   Var cross_attention(const Var& x, const Var& memory, const Tensor* memory_valid) const;
 
   // ---- incremental decoding (inference only) ----
   // x [N, T, d] holds the next T positions of each row: their keys and values are appended to
   // `cache`, then they attend causally over every cached step.
-  Var self_attention_step(const Var& x, KVCache& cache) const;
+  // position_bias as in self_attention, for the new positions against every cached one.
+  Var self_attention_step(const Var& x, KVCache& cache, const Var& position_bias = Var()) const;
   // The keys and values of memory [M, S, d], computed once for cross_attention_step.
   KVCache memory_cache(const Var& memory) const;
   // x [N, T, d] attends over the memory; rows_per_memory consecutive rows of x (the beams of one
@@ -79,8 +83,14 @@ class MultiHeadAttention : public Module {
                     const Tensor* key_valid) const;
   // The fused qkv projection with its query and key heads turned to positions first_position, ...
   Var rotate(const Var& qkv, int64_t first_position) const;
+  // softmax(scale q k^T + position_bias + mask) v, unfused (the fused kernel takes no bias): q
+  // [B, T, heads * head_dim], k and v [B, S, heads * head_dim]; query i sits at key position
+  // S - T + i for the causal mask.
+  Var biased_attention(const Var& q, const Var& k, const Var& v, const Var& position_bias, bool causal,
+                       const Tensor* key_valid) const;
 
   int64_t heads_, kv_heads_, head_dim_;
+  float scale_;
   kernels::RotarySpec rotary_;
   Tensor alibi_slopes_;  // f32 [heads], undefined without ALiBi
   std::unique_ptr<Linear> qkv_, q_, kv_;

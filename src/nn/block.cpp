@@ -4,7 +4,7 @@ namespace tcat::nn {
 
 TransformerBlock::TransformerBlock(const BlockOptions& o, Rng& rng)
     : opt_(o),
-      self_attn_({o.d_model, o.heads, o.kv_heads, o.bias, false, o.rotary, o.alibi}, rng),
+      self_attn_({o.d_model, o.heads, o.kv_heads, o.bias, false, o.head_dim, o.attention_scale, o.rotary, o.alibi}, rng),
       ffn_(o.d_model, o.d_ff, o.activation, o.gated_ffn, o.bias, o.dropout, rng),
       norm_self_(o.norm, o.d_model, o.norm_eps, o.bias),
       norm_ffn_(o.norm, o.d_model, o.norm_eps, o.bias) {
@@ -12,8 +12,8 @@ TransformerBlock::TransformerBlock(const BlockOptions& o, Rng& rng)
   add_module("self_attn", self_attn_);
   add_module("norm_self", norm_self_);
   if (o.cross) {
-    cross_attn_ = std::make_unique<MultiHeadAttention>(AttentionOptions{o.d_model, o.heads, o.kv_heads, o.bias, true},
-                                                       rng);
+    cross_attn_ = std::make_unique<MultiHeadAttention>(
+        AttentionOptions{o.d_model, o.heads, o.kv_heads, o.bias, true, o.head_dim, o.attention_scale}, rng);
     norm_cross_ = std::make_unique<Norm>(o.norm, o.d_model, o.norm_eps, o.bias);
     add_module("cross_attn", *cross_attn_);
     add_module("norm_cross", *norm_cross_);
@@ -42,10 +42,10 @@ Var TransformerBlock::sublayers(const Var& x, const Sublayer& self, const Sublay
 }
 
 Var TransformerBlock::forward(const Var& x, const Tensor* x_valid, const Var& memory, const Tensor* memory_valid,
-                              const ForwardContext& ctx) const {
+                              const ForwardContext& ctx, const Var& position_bias) const {
   TCAT_CHECK(!cross_attn_ || memory.defined(), "decoder block with cross-attention needs the encoder output");
   return sublayers(
-      x, [&](const Var& h) { return self_attn_.self_attention(h, opt_.causal, x_valid); },
+      x, [&](const Var& h) { return self_attn_.self_attention(h, opt_.causal, x_valid, position_bias); },
       [&](const Var& h) { return cross_attn_->cross_attention(h, memory, memory_valid); }, ctx);
 }
 
@@ -57,10 +57,10 @@ BlockCache TransformerBlock::start_cache(int64_t rows, int64_t capacity, const V
   return cache;
 }
 
-Var TransformerBlock::step(const Var& x, BlockCache& cache, const Tensor* memory_valid,
-                           int64_t rows_per_memory) const {
+Var TransformerBlock::step(const Var& x, BlockCache& cache, const Tensor* memory_valid, int64_t rows_per_memory,
+                           const Var& position_bias) const {
   return sublayers(
-      x, [&](const Var& h) { return self_attn_.self_attention_step(h, cache.self); },
+      x, [&](const Var& h) { return self_attn_.self_attention_step(h, cache.self, position_bias); },
       [&](const Var& h) { return cross_attn_->cross_attention_step(h, cache.cross, memory_valid, rows_per_memory); },
       ForwardContext{});
 }

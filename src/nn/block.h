@@ -22,6 +22,8 @@ struct BlockOptions {
   float dropout = 0.0f;
   kernels::RotarySpec rotary{};  // self-attention position schemes (AttentionOptions)
   bool alibi = false;
+  int64_t head_dim = 0;          // AttentionOptions::head_dim and ::scale, for both attentions
+  float attention_scale = 0;
 };
 
 // One block's state during incremental decoding.
@@ -33,9 +35,10 @@ struct BlockCache {
 class TransformerBlock : public Module {
  public:
   TransformerBlock(const BlockOptions& opt, Rng& rng);
-  // x [B, T, d]; x_valid masks padded keys of x; memory/memory_valid for cross-attention.
+  // x [B, T, d]; x_valid masks padded keys of x; memory/memory_valid for cross-attention;
+  // position_bias (optional) for self-attention, see MultiHeadAttention::self_attention.
   Var forward(const Var& x, const Tensor* x_valid, const Var& memory, const Tensor* memory_valid,
-              const ForwardContext& ctx) const;
+              const ForwardContext& ctx, const Var& position_bias = Var()) const;
 
   // ---- incremental decoding (inference only) ----
   // An empty cache for `rows` sequences with room for `capacity` positions; memory [M, S, d]
@@ -43,7 +46,8 @@ class TransformerBlock : public Module {
   BlockCache start_cache(int64_t rows, int64_t capacity, const Var& memory) const;
   // x [N, T, d]: the next T positions of each row, given everything cached before them. Same
   // sublayers as forward(); rows_per_memory consecutive rows share one memory row.
-  Var step(const Var& x, BlockCache& cache, const Tensor* memory_valid, int64_t rows_per_memory) const;
+  Var step(const Var& x, BlockCache& cache, const Tensor* memory_valid, int64_t rows_per_memory,
+           const Var& position_bias = Var()) const;
 
  private:
   using Sublayer = std::function<Var(const Var&)>;

@@ -7,20 +7,22 @@
 #include "commands.h"
 #include "generate/causal_lm.h"
 #include "io/hf_model.h"
+#include "tokenizer/load.h"
 #include "tokenizer/sentencepiece.h"
 
 namespace tcat::cli {
 namespace {
 
-// A SentencePiece model beside the weights: tokenizer.model, or the folder's only *.model file.
-std::unique_ptr<tokenizer::SentencePieceTokenizer> find_tokenizer(const std::string& model_path) {
+// The tokenizer beside the weights: the folder's tokenizer files (tokenizer::load_tokenizer:
+// GPT-2 BPE, SentencePiece, ...), else its only *.model file (llama2.c's tok512.model).
+std::unique_ptr<tokenizer::Tokenizer> find_tokenizer(const std::string& model_path) {
   namespace fs = std::filesystem;
   const fs::path dir = fs::is_directory(model_path) ? fs::path(model_path) : fs::path(model_path).parent_path();
-  if (fs::exists(dir / "tokenizer.model"))
-    return std::make_unique<tokenizer::SentencePieceTokenizer>(
-        tokenizer::SentencePieceTokenizer::load((dir / "tokenizer.model").string()));
+  const fs::path folder = dir.empty() ? fs::path(".") : dir;
+  for (const std::string& name : tokenizer::known_tokenizer_files())
+    if (name != "tokenizer_config.json" && fs::exists(folder / name)) return tokenizer::load_tokenizer(folder.string());
   std::vector<fs::path> models;
-  for (const auto& entry : fs::directory_iterator(dir.empty() ? fs::path(".") : dir))
+  for (const auto& entry : fs::directory_iterator(folder))
     if (entry.path().extension() == ".model") models.push_back(entry.path());
   if (models.size() != 1) return nullptr;
   return std::make_unique<tokenizer::SentencePieceTokenizer>(
@@ -41,7 +43,7 @@ void register_generate(CLI::App& app) {
   };
   auto a = std::make_shared<Args>();
   cmd->add_option("-m,--model", a->model, "model folder (config.json + safetensors) or llama2.c .bin")->required();
-  cmd->add_option("-p,--prompt", a->prompt, "prompt text (needs a tokenizer.model or *.model beside the weights)");
+  cmd->add_option("-p,--prompt", a->prompt, "prompt text (needs tokenizer files or a *.model beside the weights)");
   cmd->add_option("--ids", a->ids, "prompt as token ids instead of text; prints ids");
   cmd->add_option("-n,--steps", a->steps, "tokens in all, prompt included (llama2.c's -n)")->check(CLI::Range(1, 1 << 20));
   cmd->add_option("--max-new-tokens", a->max_new_tokens, "new tokens to generate (overrides -n)")
@@ -59,7 +61,7 @@ void register_generate(CLI::App& app) {
     const bool text_mode = a->ids.empty();
     const io::HfModel loaded = io::load_pretrained(a->model);
     const models::Transformer& model = *loaded.model;
-    std::unique_ptr<tokenizer::SentencePieceTokenizer> tok;
+    std::unique_ptr<tokenizer::Tokenizer> tok;
     std::vector<int64_t> prompt = a->ids;
     if (text_mode) {
       tok = find_tokenizer(a->model);

@@ -21,5 +21,7 @@ void register_train(CLI::App& app);
 void register_translate(CLI::App& app);
 void register_export(CLI::App& app);
 void register_generate(CLI::App& app);
+void register_embed(CLI::App& app);
+void register_fill_mask(CLI::App& app);
 
 }  // namespace tcat::cli

@@ -28,7 +28,8 @@ int main(int argc, char** argv) {
 
   // The one place subcommands are registered.
   for (auto reg : {cli::register_version, cli::register_demo, cli::register_bleu, cli::register_tokenizer,
-                   cli::register_train, cli::register_translate, cli::register_export, cli::register_generate})
+                   cli::register_train, cli::register_translate, cli::register_export, cli::register_generate,
+                   cli::register_embed, cli::register_fill_mask})
     reg(app);
 
   app.parse_complete_callback([&] {
