@@ -1,7 +1,7 @@
 // Parity with Hugging Face transformers 4.36.2 on every folder of the fixture root
 // ($TCAT_HF_FIXTURES, else ../shared/fixtures/hf-tiny): each folder is one test, run by the same
 // code for decoders, encoders and encoder-decoders. Hidden states (of each stack) and logits
-// within 1e-4 absolute, greedy continuations identical (and their step scores within 1e-4),
+// within 1e-4 absolute, greedy continuations identical (and their step scores within 2e-4),
 // beam-4 outputs identical with the same sequence score. Folders of a model_type tcat does not
 // load yet are reported as skipped, by name.
 #include <gtest/gtest.h>
@@ -23,6 +23,11 @@ namespace fs = std::filesystem;
 namespace {
 
 constexpr double kTolerance = 1e-4;
+// KV-cached decoding sums in another order than the reference's and runs up to 16 steps. On the
+// t5_v1_1 fixture (residual stream up to 28, unscaled attention) a float64 evaluation of the same
+// weights puts transformers' fp32 step scores up to 5.2e-5 and tcat's up to 1.05e-4 from exact (tcat
+// is closer on 12 of 16 steps; two ill-conditioned steps dominate), so they differ by up to 1.4e-4.
+constexpr double kStepScoreTolerance = 2e-4;
 
 fs::path fixture_root() {
   if (const char* env = std::getenv("TCAT_HF_FIXTURES")) return env;
@@ -184,7 +189,7 @@ TEST_P(HfParity, MatchesTransformers) {
       }
     ++greedy_runs;
   }
-  EXPECT_LE(worst_score, kTolerance) << "greedy step scores";
+  EXPECT_LE(worst_score, kStepScoreTolerance) << "greedy step scores";
   for (const auto& run : ref.at("generation").at("beam")) {
     const auto& kwargs = run.at("kwargs");
     generate::LmBeamOptions opt;
