@@ -159,34 +159,24 @@ ByteLevelBpeTokenizer::ByteLevelBpeTokenizer(std::unordered_map<std::string, int
                                              const std::vector<Merge>& merges, std::vector<AddedToken> added,
                                              const SpecialTokenNames& names, bool add_prefix_space,
                                              const std::string& origin)
-    : vocab_(std::move(vocab)), add_prefix_space_(add_prefix_space) {
-  for (const AddedToken& token : added) vocab_.emplace(token.content, token.id);
+    : add_prefix_space_(add_prefix_space) {
+  for (const AddedToken& token : added) vocab.emplace(token.content, token.id);
+  vocab_ = PieceVocabulary(std::move(vocab), origin);
   // The slow tokenizer matches its special tokens in the text too.
   for (const std::string& name : names.all()) {
-    const auto it = vocab_.find(name);
-    if (it == vocab_.end()) continue;
-    special_ids_.insert(it->second);
+    const int64_t id = vocab_.find(name);
+    if (id < 0) continue;
+    special_ids_.insert(id);
     if (std::none_of(added.begin(), added.end(), [&](const AddedToken& t) { return t.content == name; }))
-      added.push_back({name, it->second});
+      added.push_back({name, id});
   }
   added_ = AddedTokens(std::move(added));
-
-  int64_t max_id = -1;
-  for (const auto& [piece, id] : vocab_) max_id = std::max(max_id, id);
-  // Ids are dense in real vocabularies; a stray huge id would make a huge table.
-  TCAT_CHECK(max_id < 2 * int64_t(vocab_.size()) + 1024, "{}: ids run up to {} for only {} pieces", origin, max_id,
-             vocab_.size());
-  id_to_token_.resize(size_t(max_id + 1));
-  for (const auto& [piece, id] : vocab_) id_to_token_[size_t(id)] = piece;
 
   for (size_t rank = 0; rank < merges.size(); ++rank)
     merge_ranks_.emplace(merge_key(merges[rank].first, merges[rank].second), int(rank));
 
-  const auto id_of = [&](const std::string& name) -> int64_t {
-    const auto it = name.empty() ? vocab_.end() : vocab_.find(name);
-    return it == vocab_.end() ? -1 : it->second;
-  };
-  pad_id_ = id_of(names.pad), bos_id_ = id_of(names.bos), eos_id_ = id_of(names.eos), unk_id_ = id_of(names.unk);
+  pad_id_ = vocab_.find(names.pad), bos_id_ = vocab_.find(names.bos), eos_id_ = vocab_.find(names.eos);
+  unk_id_ = vocab_.find(names.unk);
 }
 
 std::vector<std::string> ByteLevelBpeTokenizer::bpe(const std::string& word) const {
@@ -248,15 +238,11 @@ std::vector<int64_t> ByteLevelBpeTokenizer::encode(std::string_view text) const 
   return ids;
 }
 
-std::string ByteLevelBpeTokenizer::id_to_piece(int64_t id) const {
-  TCAT_CHECK(id >= 0 && id < vocab_size() && !id_to_token_[size_t(id)].empty(),
-             "byte-level BPE: id {} is outside the vocabulary [0, {})", id, vocab_size());
-  return id_to_token_[size_t(id)];
-}
+std::string ByteLevelBpeTokenizer::id_to_piece(int64_t id) const { return vocab_.piece(id, "byte-level BPE"); }
 
 int64_t ByteLevelBpeTokenizer::piece_to_id(std::string_view piece) const {
-  const auto it = vocab_.find(std::string(piece));
-  return it == vocab_.end() ? unk_id_ : it->second;
+  const int64_t id = vocab_.find(piece);
+  return id < 0 ? unk_id_ : id;
 }
 
 std::string ByteLevelBpeTokenizer::decode_ids(std::span<const int64_t> ids, bool skip_special_tokens) const {

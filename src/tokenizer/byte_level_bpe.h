@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "tokenizer/added_tokens.h"
+#include "tokenizer/piece_vocabulary.h"
 #include "tokenizer/special_tokens.h"
 #include "tokenizer/tokenizer.h"
 
@@ -29,7 +30,7 @@ class ByteLevelBpeTokenizer final : public Tokenizer {
   std::vector<int64_t> encode_with_special_tokens(std::string_view text) const override { return encode(text); }
   std::vector<std::string> tokenize(std::string_view text) const override;
 
-  int64_t vocab_size() const override { return int64_t(id_to_token_.size()); }
+  int64_t vocab_size() const override { return vocab_.size(); }
   std::string id_to_piece(int64_t id) const override;
   int64_t piece_to_id(std::string_view piece) const override;
   int64_t pad_id() const override { return pad_id_; }
@@ -49,8 +50,7 @@ class ByteLevelBpeTokenizer final : public Tokenizer {
   // Pieces of one pre-tokenized word already mapped to the byte alphabet.
   std::vector<std::string> bpe(const std::string& word) const;
 
-  std::unordered_map<std::string, int64_t> vocab_;
-  std::vector<std::string> id_to_token_;
+  PieceVocabulary vocab_;
   std::unordered_map<std::string, int> merge_ranks_;  // "a\0b" -> rank
   AddedTokens added_;
   std::unordered_set<int64_t> special_ids_;

@@ -30,11 +30,6 @@ std::pair<std::string, std::string> remove_language_codes(std::string_view text)
   return {std::move(rest), std::move(leading_code)};
 }
 
-int64_t id_in(const std::unordered_map<std::string, int64_t>& vocab, const std::string& name) {
-  const auto it = name.empty() ? vocab.end() : vocab.find(name);
-  return it == vocab.end() ? -1 : it->second;
-}
-
 }  // namespace
 
 // --- T5 ---------------------------------------------------------------------------------------
@@ -152,20 +147,13 @@ MarianTokenizer MarianTokenizer::load(const std::string& source_spm, const std::
 MarianTokenizer::MarianTokenizer(SentencePieceTokenizer source, SentencePieceTokenizer target,
                                  std::unordered_map<std::string, int64_t> vocab, const SpecialTokenNames& names,
                                  const std::string& origin)
-    : source_(std::move(source)), target_(std::move(target)), vocab_(std::move(vocab)) {
-  int64_t max_id = -1;
-  for (const auto& [piece, id] : vocab_) max_id = std::max(max_id, id);
-  TCAT_CHECK(max_id < 2 * int64_t(vocab_.size()) + 1024, "{}: ids run up to {} for only {} pieces", origin, max_id,
-             vocab_.size());
-  id_to_token_.resize(size_t(max_id + 1));
-  for (const auto& [piece, id] : vocab_) id_to_token_[size_t(id)] = piece;
-
-  unk_id_ = id_in(vocab_, names.unk);
+    : source_(std::move(source)), target_(std::move(target)), vocab_(std::move(vocab), origin) {
+  unk_id_ = vocab_.find(names.unk);
   TCAT_CHECK(unk_id_ >= 0, "{} has no unknown-piece token '{}'", origin, names.unk);
-  pad_id_ = id_in(vocab_, names.pad), eos_id_ = id_in(vocab_, names.eos);
+  pad_id_ = vocab_.find(names.pad), eos_id_ = vocab_.find(names.eos);
   std::vector<AddedToken> added;
   for (const std::string& name : names.all()) {
-    const int64_t id = id_in(vocab_, name);
+    const int64_t id = vocab_.find(name);
     if (id < 0) continue;
     added.push_back({name, id});
     special_ids_.insert(id);
@@ -199,15 +187,11 @@ std::vector<int64_t> MarianTokenizer::encode_with_special_tokens(std::string_vie
   return ids;
 }
 
-std::string MarianTokenizer::id_to_piece(int64_t id) const {
-  TCAT_CHECK(id >= 0 && id < vocab_size() && !id_to_token_[size_t(id)].empty(),
-             "Marian tokenizer: id {} is outside the vocabulary [0, {})", id, vocab_size());
-  return id_to_token_[size_t(id)];
-}
+std::string MarianTokenizer::id_to_piece(int64_t id) const { return vocab_.piece(id, "Marian tokenizer"); }
 
 int64_t MarianTokenizer::piece_to_id(std::string_view piece) const {
-  const auto it = vocab_.find(std::string(piece));
-  return it == vocab_.end() ? unk_id_ : it->second;
+  const int64_t id = vocab_.find(piece);
+  return id < 0 ? unk_id_ : id;
 }
 
 std::string MarianTokenizer::decode_ids(std::span<const int64_t> ids, bool skip_special_tokens) const {

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "tokenizer/added_tokens.h"
+#include "tokenizer/piece_vocabulary.h"
 #include "tokenizer/sentencepiece.h"
 #include "tokenizer/special_tokens.h"
 
@@ -59,7 +60,7 @@ class MarianTokenizer final : public Tokenizer {
   // A leading ">>xx<<" target-language code becomes its own piece.
   std::vector<std::string> tokenize(std::string_view text) const override;
 
-  int64_t vocab_size() const override { return int64_t(id_to_token_.size()); }
+  int64_t vocab_size() const override { return vocab_.size(); }
   std::string id_to_piece(int64_t id) const override;
   int64_t piece_to_id(std::string_view piece) const override;
   int64_t pad_id() const override { return pad_id_; }
@@ -77,8 +78,7 @@ class MarianTokenizer final : public Tokenizer {
                   const std::string& origin);
 
   SentencePieceTokenizer source_, target_;
-  std::unordered_map<std::string, int64_t> vocab_;
-  std::vector<std::string> id_to_token_;
+  PieceVocabulary vocab_;
   AddedTokens added_;
   std::unordered_set<int64_t> special_ids_;
   int64_t pad_id_ = -1, eos_id_ = -1, unk_id_ = -1;

@@ -89,23 +89,18 @@ WordPieceTokenizer WordPieceTokenizer::load(const std::string& vocab_txt, const 
 }
 
 WordPieceTokenizer::WordPieceTokenizer(std::vector<std::string> id_to_token, const WordPieceOptions& options)
-    : id_to_token_(std::move(id_to_token)), options_(options) {
-  for (size_t id = 0; id < id_to_token_.size(); ++id) vocab_[id_to_token_[id]] = int64_t(id);  // later lines win
+    : vocab_(std::move(id_to_token)), options_(options) {
   std::vector<AddedToken> added;
   for (const std::string& name : options_.special_tokens.all()) {
-    const auto it = vocab_.find(name);
-    if (it == vocab_.end()) continue;
-    added.push_back({name, it->second});
-    special_ids_.insert(it->second);
+    const int64_t id = vocab_.find(name);
+    if (id < 0) continue;
+    added.push_back({name, id});
+    special_ids_.insert(id);
   }
   added_ = AddedTokens(std::move(added));
-  const auto id_of = [&](const std::string& name) -> int64_t {
-    const auto it = name.empty() ? vocab_.end() : vocab_.find(name);
-    return it == vocab_.end() ? -1 : it->second;
-  };
   const SpecialTokenNames& names = options_.special_tokens;
-  pad_id_ = id_of(names.pad), unk_id_ = id_of(names.unk), cls_id_ = id_of(names.cls), sep_id_ = id_of(names.sep);
-  mask_id_ = id_of(names.mask);
+  pad_id_ = vocab_.find(names.pad), unk_id_ = vocab_.find(names.unk), cls_id_ = vocab_.find(names.cls);
+  sep_id_ = vocab_.find(names.sep), mask_id_ = vocab_.find(names.mask);
 }
 
 std::vector<std::u32string> WordPieceTokenizer::basic_tokenize(std::string_view text) const {
@@ -203,14 +198,11 @@ std::vector<int64_t> WordPieceTokenizer::encode_with_special_tokens(std::string_
   return ids;
 }
 
-std::string WordPieceTokenizer::id_to_piece(int64_t id) const {
-  TCAT_CHECK(id >= 0 && id < vocab_size(), "WordPiece: id {} is outside the vocabulary [0, {})", id, vocab_size());
-  return id_to_token_[size_t(id)];
-}
+std::string WordPieceTokenizer::id_to_piece(int64_t id) const { return vocab_.piece(id, "WordPiece"); }
 
 int64_t WordPieceTokenizer::piece_to_id(std::string_view piece) const {
-  const auto it = vocab_.find(std::string(piece));
-  return it == vocab_.end() ? unk_id_ : it->second;
+  const int64_t id = vocab_.find(piece);
+  return id < 0 ? unk_id_ : id;
 }
 
 std::string WordPieceTokenizer::decode_ids(std::span<const int64_t> ids, bool skip_special_tokens) const {

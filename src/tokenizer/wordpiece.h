@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "tokenizer/added_tokens.h"
+#include "tokenizer/piece_vocabulary.h"
 #include "tokenizer/special_tokens.h"
 #include "tokenizer/tokenizer.h"
 
@@ -32,7 +33,7 @@ class WordPieceTokenizer final : public Tokenizer {
   std::vector<int64_t> encode_with_special_tokens(std::string_view text) const override;  // [CLS] x [SEP]
   std::vector<std::string> tokenize(std::string_view text) const override;
 
-  int64_t vocab_size() const override { return int64_t(id_to_token_.size()); }
+  int64_t vocab_size() const override { return vocab_.size(); }
   std::string id_to_piece(int64_t id) const override;
   int64_t piece_to_id(std::string_view piece) const override;
   int64_t pad_id() const override { return pad_id_; }
@@ -53,8 +54,7 @@ class WordPieceTokenizer final : public Tokenizer {
   std::vector<std::u32string> basic_tokenize(std::string_view text) const;
   void append_word_pieces(const std::u32string& word, std::vector<std::string>& out) const;
 
-  std::vector<std::string> id_to_token_;
-  std::unordered_map<std::string, int64_t> vocab_;
+  PieceVocabulary vocab_;
   WordPieceOptions options_;
   AddedTokens added_;
   std::unordered_set<int64_t> special_ids_;
