@@ -78,7 +78,7 @@ void measure_load(const fs::path& dir) {
   std::ofstream(dir / "memory.json") << figures.dump();
 }
 
-TEST(HfLoadMemory, ResidentGrowthStaysWithinTheFileSize) {
+TEST(HfLoadMemory, ResidentGrowthStaysNearTheFileSize) {
   if (const char* child_dir = std::getenv(kChildDirVariable)) return measure_load(child_dir);
 
   const fs::path dir = fs::temp_directory_path() / fmt::format("tcat_hf_load_memory_{}", ::getpid());
@@ -95,7 +95,7 @@ TEST(HfLoadMemory, ResidentGrowthStaysWithinTheFileSize) {
 
   const std::string self = fs::read_symlink("/proc/self/exe").string();
   const std::string command =
-      fmt::format("{}='{}' '{}' --gtest_filter=HfLoadMemory.ResidentGrowthStaysWithinTheFileSize > '{}' 2>&1",
+      fmt::format("{}='{}' '{}' --gtest_filter=HfLoadMemory.ResidentGrowthStaysNearTheFileSize > '{}' 2>&1",
                   kChildDirVariable, dir.string(), self, (dir / "child.log").string());
   ASSERT_EQ(std::system(command.c_str()), 0) << command;
   std::ifstream figures_file(dir / "memory.json");
@@ -103,8 +103,9 @@ TEST(HfLoadMemory, ResidentGrowthStaysWithinTheFileSize) {
   const nlohmann::json figures = nlohmann::json::parse(figures_file);
   const auto file_bytes = int64_t(fs::file_size(dir / "model.safetensors"));
   const int64_t before = figures.at("before");
-  // One 6-token forward's activations and the allocator's and heap's bookkeeping: well under 4 MB,
-  // which is 15% of the file.
+  // Bound: 1.2x the file, plus 4 MB (15% of the file) for one 6-token forward's activations and the
+  // allocator's and heap's bookkeeping, which stay well under that. Measured here: 1.08x after the
+  // forward pass; loading into a randomly initialised model first, as tcat used to, gave 2.10x.
   const int64_t allowance = 4 << 20;
   const int64_t bound = file_bytes * 6 / 5 + allowance;
   for (const char* when : {"after_load", "after_forward", "peak"})
