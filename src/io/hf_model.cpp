@@ -34,31 +34,50 @@ class CheckpointTensors {
     return {};
   }
   const TensorInfo& info(const std::string& name) const { return single_ ? single_->info(name) : sharded_->info(name); }
-  Tensor get_f32(const std::string& name) const {
-    return single_ ? single_->get_as(name, DType::F32) : sharded_->get_as(name, DType::F32);
+  // As stored: a view of the mapped file when tcat computes in the file's dtype, else widened to f32.
+  Tensor stored(const std::string& name) const {
+    const SafetensorsFile& f = file(name);
+    return f.info(name).view_dtype ? f.get(name) : f.get_as(name, DType::F32);
   }
+  void release(const std::string& name) const { file(name).release(name); }
 
  private:
   bool contains(const std::string& name) const { return single_ ? single_->contains(name) : sharded_->contains(name); }
+  const SafetensorsFile& file(const std::string& name) const { return single_ ? *single_ : sharded_->shard(name); }
 
   std::optional<SafetensorsFile> single_;
   std::optional<ShardedSafetensors> sharded_;
 };
 
-// Rows of a per-head fused QKV: [heads, 3, head_dim, cols] <-> [3, heads, head_dim, cols].
+// Rows of a per-head fused QKV, [outer, inner, head_dim, cols] viewed as [inner, outer, head_dim,
+// cols] without copying: [heads, 3, ...] <-> [3, heads, ...].
 Tensor swap_head_and_qkv(const Tensor& t, int64_t outer, int64_t inner) {
   const int64_t rows = t.dim(0), cols = t.numel() / rows;
   TCAT_CHECK(rows % (outer * inner) == 0, "fused QKV of {} rows cannot split into {} x {} groups", rows, outer, inner);
-  return t.contiguous().view({outer, inner, rows / (outer * inner), cols}).permute({1, 0, 2, 3}).contiguous().view(t.shape());
+  return t.contiguous().view({outer, inner, rows / (outer * inner), cols}).permute({1, 0, 2, 3});
 }
 
-// A stored tensor in the parameter's layout, and back.
-Tensor to_param_layout(const Tensor& stored, const models::HfMapping& m) {
+// The shape of a stored tensor in the parameter's layout.
+Shape param_shape(const Shape& stored, const models::HfMapping& m) {
   switch (m.layout) {
-    case models::HfLayout::Same: return stored;
-    case models::HfLayout::Transposed: return stored.transpose(0, 1).contiguous();
-    case models::HfLayout::HeadInterleaved: return swap_head_and_qkv(stored, m.heads, 3);
-    case models::HfLayout::RowVector: return stored.contiguous().view({stored.numel()});
+    case models::HfLayout::Same:
+    case models::HfLayout::HeadInterleaved: return stored;
+    case models::HfLayout::Transposed: return {stored.at(1), stored.at(0)};
+    case models::HfLayout::RowVector: return {shape_numel(stored)};
+  }
+  fail("unknown tensor layout {}", int(m.layout));
+}
+
+// Writes a stored tensor into `dest` (rows of a parameter) in the parameter's layout and dtype.
+void copy_to_param_layout(const Tensor& stored, const models::HfMapping& m, Tensor dest) {
+  switch (m.layout) {
+    case models::HfLayout::Same: return dest.copy_from(stored);
+    case models::HfLayout::Transposed: return dest.copy_from(stored.transpose(0, 1));
+    case models::HfLayout::HeadInterleaved: {
+      const Tensor swapped = swap_head_and_qkv(stored, m.heads, 3);
+      return dest.view(swapped.shape()).copy_from(swapped);
+    }
+    case models::HfLayout::RowVector: return dest.copy_from(stored.view({stored.numel()}));
   }
   fail("unknown tensor layout {}", int(m.layout));
 }
@@ -67,16 +86,10 @@ Tensor to_stored_layout(const Tensor& param, const models::HfMapping& m) {
   switch (m.layout) {
     case models::HfLayout::Same: return param.contiguous();
     case models::HfLayout::Transposed: return param.transpose(0, 1).contiguous();
-    case models::HfLayout::HeadInterleaved: return swap_head_and_qkv(param, 3, m.heads);
+    case models::HfLayout::HeadInterleaved: return swap_head_and_qkv(param, 3, m.heads).contiguous().view(param.shape());
     case models::HfLayout::RowVector: return param.contiguous().view({1, param.numel()});
   }
   fail("unknown tensor layout {}", int(m.layout));
-}
-
-// Rows of the parameter that a part fills.
-int64_t param_rows(const models::HfTensor& part, const models::HfMapping& m) {
-  if (m.layout == models::HfLayout::RowVector) return part.shape[1];
-  return m.layout == models::HfLayout::Transposed ? part.shape[1] : part.shape[0];
 }
 
 std::map<std::string, ag::Var> parameters_by_name(const models::Transformer& model) {
@@ -91,40 +104,50 @@ HfModel load_hf_model(const std::string& dir) {
   HfModel out;
   out.config = read_hf_config(dir);
   const models::HfFamily& family = *out.config.family;
-  Rng init_rng(0);  // every parameter is overwritten below
-  out.model = std::make_unique<models::Transformer>(out.config.arch, init_rng);
+  out.model = std::make_unique<models::Transformer>(out.config.arch, nn::Init::placeholders());
   const CheckpointTensors files{fs::path(dir)};
   std::map<std::string, ag::Var> params = parameters_by_name(*out.model);
   for (const models::HfMapping& m : family.tensors(out.config.arch)) {
     auto param = params.find(m.param);
     TCAT_CHECK(param != params.end(), "{} tensor map names parameter '{}', which the model does not have",
                family.model_type, m.param);
-    std::vector<Tensor> pieces;
+    std::vector<std::pair<std::string, Tensor>> parts;  // stored name, tensor as stored
+    Shape shape;  // of the parts stacked in the parameter's layout
     for (const models::HfTensor& part : m.parts) {
       const std::string stored = files.find(part.name, family.base_prefix);
       if (stored.empty())
         fail("{}: missing tensor '{}' (expected shape {})", dir, part.name, shape_str(part.shape));
-      const Shape& shape = files.info(stored).shape;
-      if (shape != part.shape)
-        fail("{}: tensor '{}' has shape {}, but config.json implies {}", dir, stored, shape_str(shape),
+      const Shape& stored_shape = files.info(stored).shape;
+      if (stored_shape != part.shape)
+        fail("{}: tensor '{}' has shape {}, but config.json implies {}", dir, stored, shape_str(stored_shape),
              shape_str(part.shape));
-      pieces.push_back(to_param_layout(files.get_f32(stored), m));
-    }
-    Tensor value = pieces.front();
-    if (pieces.size() > 1) {
-      Shape shape = pieces.front().shape();
-      shape[0] = 0;
-      for (const Tensor& p : pieces) shape[0] += p.dim(0);
-      value = Tensor::empty(shape);
-      int64_t row = 0;
-      for (const Tensor& p : pieces) {
-        value.slice(0, row, row + p.dim(0)).copy_from(p);
-        row += p.dim(0);
+      const Shape part_shape = param_shape(part.shape, m);
+      if (shape.empty()) {
+        shape = part_shape;
+      } else {
+        shape[0] += part_shape[0];
       }
+      parts.emplace_back(stored, files.stored(stored));
     }
-    TCAT_CHECK(value.shape() == param->second.shape(), "{}: parameter '{}' is {} but its tensors give {}",
-               family.model_type, m.param, shape_str(param->second.shape()), shape_str(value.shape()));
-    param->second.value() = value;
+    TCAT_CHECK(shape == param->second.shape(), "{}: parameter '{}' is {} but its tensors give {}",
+               family.model_type, m.param, shape_str(param->second.shape()), shape_str(shape));
+    const Tensor& first = parts.front().second;
+    const bool view = parts.size() == 1 && first.dtype() == DType::F32 && first.storage()->mapped() &&
+                      (m.layout == models::HfLayout::Same || m.layout == models::HfLayout::RowVector);
+    if (view) {
+      param->second.value() = first.view(shape);  // zero-copy: the view keeps the mapping alive
+    } else {
+      // A copy, after which the file pages it read are released: only the copy stays resident.
+      Tensor value = Tensor::empty(shape);
+      int64_t row = 0;
+      for (const auto& [name, stored] : parts) {
+        const int64_t rows = param_shape(stored.shape(), m)[0];
+        copy_to_param_layout(stored, m, value.slice(0, row, row + rows));
+        files.release(name);
+        row += rows;
+      }
+      param->second.value() = value;
+    }
     params.erase(param);
   }
   TCAT_CHECK(params.empty(), "{} tensor map leaves parameter '{}' unset", family.model_type,
@@ -167,7 +190,7 @@ void save_hf_model(const models::Transformer& model, const HfModelConfig& config
     const Tensor& value = params.at(m.param).value();
     int64_t row = 0;
     for (const models::HfTensor& part : m.parts) {
-      const int64_t rows = param_rows(part, m);
+      const int64_t rows = param_shape(part.shape, m)[0];
       tensors.emplace_back(part.name, to_stored_layout(value.slice(0, row, row + rows), m));
       row += rows;
     }

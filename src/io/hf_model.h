@@ -16,7 +16,9 @@ struct HfModel {
 };
 
 // Weights are memory-mapped: float32 tensors stored in tcat's layout are read-only views of the
-// file (clone the parameters before training them); F16/BF16 and re-laid-out tensors are copies.
+// file (clone the parameters before training them); F16/BF16 and re-laid-out tensors (GPT-2's
+// transposed Conv1D, separately stored Q/K/V) are copies, after which their file pages are released.
+// The model is built without initialising parameters, so resident memory stays near the file size.
 // A missing tensor is named with its expected shape; a wrong shape names both shapes.
 HfModel load_hf_model(const std::string& dir);
 

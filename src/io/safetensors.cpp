@@ -3,6 +3,7 @@
 #include "io/atomic_file.h"
 
 #include <fcntl.h>
+#include <sys/mman.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -302,6 +303,18 @@ Tensor SafetensorsFile::get_as(const std::string& name, DType dtype) const {
   if (ti.view_dtype) return get(name).to(dtype);
   const std::string what = fmt::format("safetensors file '{}': tensor '{}'", path_, name);
   return find_file_dtype(ti.dtype)->widen(data_section() + ti.begin, ti.shape, what).to(dtype);
+}
+
+void SafetensorsFile::release(const std::string& name) const {
+  const TensorInfo& ti = info(name);
+  if (ti.begin == ti.end) return;
+  const auto page = uintptr_t(::sysconf(_SC_PAGESIZE));
+  const auto base = reinterpret_cast<uintptr_t>(storage_->data());
+  // Whole pages: ones shared with a neighbouring tensor are read back from the file if it is used.
+  const uintptr_t first = (base + data_start_ + ti.begin) / page * page;
+  const uintptr_t last = std::min(base + storage_->bytes(), (base + data_start_ + ti.end + page - 1) / page * page);
+  if (::madvise(reinterpret_cast<void*>(first), last - first, MADV_DONTNEED) != 0)
+    file_error(path_, "cannot release the pages of tensor '{}': {}", name, std::strerror(errno));
 }
 
 void save_safetensors(const std::string& path, const std::vector<std::pair<std::string, Tensor>>& tensors,

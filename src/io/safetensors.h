@@ -45,6 +45,10 @@ class SafetensorsFile {
   // The tensor converted to `dtype`: any file dtype, via the nearest tcat dtype (F64 and F8 through
   // F32, I16/U16 through I32, U32/U64 through I64). A view when the file already holds `dtype`.
   Tensor get_as(const std::string& name, DType dtype) const;
+  // Drops the process's resident pages of the tensor's bytes, once a copy of them has been made,
+  // so that they no longer count towards its memory. Views of the file stay valid: their pages are
+  // read back from the file when next touched (the mapping is private and never written).
+  void release(const std::string& name) const;
 
  private:
   const char* data_section() const;

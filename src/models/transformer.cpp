@@ -43,7 +43,7 @@ Tensor sinusoidal_halves_table(int64_t positions, int64_t d) {
   return t;
 }
 
-Transformer::Transformer(const ArchConfig& config, Rng& rng) : cfg_(config) {
+Transformer::Transformer(const ArchConfig& config, const nn::Init& init) : cfg_(config) {
   cfg_.validate();
   const int64_t width = cfg_.embed_width();
   const float emb_std = 1.0f / std::sqrt(float(width));
@@ -51,22 +51,22 @@ Transformer::Transformer(const ArchConfig& config, Rng& rng) : cfg_(config) {
   const bool has_decoder = cfg_.layout != Layout::EncoderOnly;
 
   if (has_encoder) {
-    src_embed_ = std::make_unique<nn::Embedding>(cfg_.vocab, width, emb_std, rng);
+    src_embed_ = std::make_unique<nn::Embedding>(cfg_.vocab, width, emb_std, init);
     add_module(has_decoder && cfg_.share_embeddings ? "embed" : "src_embed", *src_embed_);
   }
   if (has_decoder) {
     if (has_encoder && cfg_.share_embeddings) {
       tgt_embed_ = nullptr;  // decode() uses src_embed_
     } else {
-      tgt_embed_ = std::make_unique<nn::Embedding>(cfg_.vocab, width, emb_std, rng);
+      tgt_embed_ = std::make_unique<nn::Embedding>(cfg_.vocab, width, emb_std, init);
       add_module(has_encoder ? "tgt_embed" : "embed", *tgt_embed_);
     }
   }
   if (cfg_.position == PositionKind::Learned) {
     const int64_t rows = cfg_.max_positions + cfg_.position_offset;
-    pos_embed_ = std::make_unique<nn::Embedding>(rows, width, 0.02f, rng);
+    pos_embed_ = std::make_unique<nn::Embedding>(rows, width, 0.02f, init);
     if (has_encoder && has_decoder) {
-      tgt_pos_embed_ = std::make_unique<nn::Embedding>(rows, width, 0.02f, rng);
+      tgt_pos_embed_ = std::make_unique<nn::Embedding>(rows, width, 0.02f, init);
       add_module("src_pos_embed", *pos_embed_);
       add_module("tgt_pos_embed", *tgt_pos_embed_);
     } else {
@@ -78,11 +78,11 @@ Transformer::Transformer(const ArchConfig& config, Rng& rng) : cfg_(config) {
     sinusoids_ = sinusoidal_halves_table(cfg_.max_positions, width);
   }
   if (cfg_.type_vocab > 0) {
-    type_embed_ = std::make_unique<nn::Embedding>(cfg_.type_vocab, width, 0.02f, rng);
+    type_embed_ = std::make_unique<nn::Embedding>(cfg_.type_vocab, width, 0.02f, init);
     add_module("type_embed", *type_embed_);
   }
   if (cfg_.embed_dim > 0) {
-    embed_proj_ = std::make_unique<nn::Linear>(width, cfg_.d_model, true, rng);
+    embed_proj_ = std::make_unique<nn::Linear>(width, cfg_.d_model, true, init);
     add_module("embed_proj", *embed_proj_);
   }
 
@@ -101,20 +101,20 @@ Transformer::Transformer(const ArchConfig& config, Rng& rng) : cfg_(config) {
     block.causal = causal;
     block.cross = cross;
     if (cfg_.embed_norm) {
-      embed_norm = std::make_unique<nn::Norm>(cfg_.norm, width, cfg_.norm_eps, cfg_.bias);
+      embed_norm = std::make_unique<nn::Norm>(cfg_.norm, width, cfg_.norm_eps, cfg_.bias, init);
       stack.add("embed_norm", *embed_norm);
     }
     if (cfg_.position == PositionKind::RelativeBuckets) {
-      relative_bias = std::make_unique<nn::Embedding>(cfg_.relative_buckets, cfg_.heads, 0.02f, rng);
+      relative_bias = std::make_unique<nn::Embedding>(cfg_.relative_buckets, cfg_.heads, 0.02f, init);
       stack.add("relative_bias", *relative_bias);
     }
     for (int64_t i = 0; i < (cfg_.share_layers ? 1 : n); ++i) {
-      out.push_back(std::make_unique<nn::TransformerBlock>(block, rng));
+      out.push_back(std::make_unique<nn::TransformerBlock>(block, init));
       layers.add(std::to_string(i), *out.back());
     }
     stack.add("layers", layers);
     if (cfg_.final_norm) {
-      final_norm = std::make_unique<nn::Norm>(cfg_.norm, cfg_.d_model, cfg_.norm_eps, cfg_.bias);
+      final_norm = std::make_unique<nn::Norm>(cfg_.norm, cfg_.d_model, cfg_.norm_eps, cfg_.bias, init);
       stack.add("final_norm", *final_norm);
     }
     add_module(name, stack);
@@ -126,17 +126,17 @@ Transformer::Transformer(const ArchConfig& config, Rng& rng) : cfg_(config) {
     make_stack(cfg_.dec_layers, true, has_encoder, decoder_, decoder_stack_, decoder_layers_, decoder_norm_,
                decoder_embed_norm_, decoder_relative_bias_, "decoder");
   if (cfg_.output_transform) {
-    head_dense_ = std::make_unique<nn::Linear>(cfg_.d_model, width, true, rng);
-    head_norm_ = std::make_unique<nn::Norm>(cfg_.norm, width, cfg_.norm_eps, cfg_.bias);
+    head_dense_ = std::make_unique<nn::Linear>(cfg_.d_model, width, true, init);
+    head_norm_ = std::make_unique<nn::Norm>(cfg_.norm, width, cfg_.norm_eps, cfg_.bias, init);
     head_.add("dense", *head_dense_);
     head_.add("norm", *head_norm_);
     add_module("head", head_);
   }
   if (!cfg_.tie_output) {
-    lm_head_ = std::make_unique<nn::Linear>(cfg_.output_transform ? width : cfg_.d_model, cfg_.vocab, false, rng);
+    lm_head_ = std::make_unique<nn::Linear>(cfg_.output_transform ? width : cfg_.d_model, cfg_.vocab, false, init);
     add_module("lm_head", *lm_head_);
   }
-  if (cfg_.output_bias) output_bias_ = add_parameter("output_bias", Tensor::zeros({cfg_.vocab}));
+  if (cfg_.output_bias) output_bias_ = add_parameter("output_bias", init.constant({cfg_.vocab}, 0.0f));
 }
 
 Var Transformer::embed(const nn::Embedding& table, const nn::Embedding* positions, const nn::Norm* norm,

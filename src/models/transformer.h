@@ -49,7 +49,9 @@ class DecoderState {
 
 class Transformer : public nn::Module {
  public:
-  Transformer(const ArchConfig& config, Rng& init_rng);
+  // Parameters from `init`: an Rng for training, nn::Init::placeholders() for loaders that assign
+  // every parameter afterwards (no memory is allocated for weights that would be overwritten).
+  Transformer(const ArchConfig& config, const nn::Init& init);
 
   const ArchConfig& config() const { return cfg_; }
 

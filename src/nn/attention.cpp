@@ -74,13 +74,13 @@ void KVCache::reorder(const std::vector<int64_t>& rows) {
   if (!identity) buffer_ = gather_rows(buffer_, rows, length_);
 }
 
-MultiHeadAttention::MultiHeadAttention(const AttentionOptions& o, Rng& rng)
+MultiHeadAttention::MultiHeadAttention(const AttentionOptions& o, const Init& init)
     : heads_(o.heads),
       kv_heads_(o.kv_heads ? o.kv_heads : o.heads),
       head_dim_(checked_head_dim(o)),
       scale_(o.scale > 0 ? o.scale : 1.0f / std::sqrt(float(head_dim_))),
       rotary_(o.rotary),
-      out_(o.heads * head_dim_, o.d_model, o.bias, rng) {
+      out_(o.heads * head_dim_, o.d_model, o.bias, init) {
   const int64_t q_width = heads_ * head_dim_, kv_width = kv_heads_ * head_dim_;
   TCAT_CHECK(!o.cross || (rotary_.rotary_dim == 0 && !o.alibi), "attention: cross-attention takes no position scheme");
   TCAT_CHECK(rotary_.rotary_dim == 0 || (rotary_.rotary_dim % 2 == 0 && rotary_.rotary_dim <= head_dim_),
@@ -90,12 +90,12 @@ MultiHeadAttention::MultiHeadAttention(const AttentionOptions& o, Rng& rng)
     alibi_slopes_ = Tensor::from_vector(slopes, {heads_});
   }
   if (o.cross) {
-    q_ = std::make_unique<Linear>(o.d_model, q_width, o.bias, rng);
-    kv_ = std::make_unique<Linear>(o.d_model, 2 * kv_width, o.bias, rng);
+    q_ = std::make_unique<Linear>(o.d_model, q_width, o.bias, init);
+    kv_ = std::make_unique<Linear>(o.d_model, 2 * kv_width, o.bias, init);
     add_module("q", *q_);
     add_module("kv", *kv_);
   } else {
-    qkv_ = std::make_unique<Linear>(o.d_model, q_width + 2 * kv_width, o.bias, rng);
+    qkv_ = std::make_unique<Linear>(o.d_model, q_width + 2 * kv_width, o.bias, init);
     add_module("qkv", *qkv_);
   }
   add_module("out", out_);

@@ -53,7 +53,7 @@ class KVCache {
 
 class MultiHeadAttention : public Module {
  public:
-  MultiHeadAttention(const AttentionOptions& opt, Rng& rng);
+  MultiHeadAttention(const AttentionOptions& opt, const Init& init);
   // x [B, T, d] at positions 0..T-1; key_valid optional u8 [B, T_keys] (0 = padding).
   // position_bias, when defined: [heads, T, T_keys] added to the scores (T5's relative positions).
   Var self_attention(const Var& x, bool causal, const Tensor* key_valid, const Var& position_bias = Var()) const;

@@ -2,19 +2,19 @@
 
 namespace tcat::nn {
 
-TransformerBlock::TransformerBlock(const BlockOptions& o, Rng& rng)
+TransformerBlock::TransformerBlock(const BlockOptions& o, const Init& init)
     : opt_(o),
-      self_attn_({o.d_model, o.heads, o.kv_heads, o.bias, false, o.head_dim, o.attention_scale, o.rotary, o.alibi}, rng),
-      ffn_(o.d_model, o.d_ff, o.activation, o.gated_ffn, o.bias, o.dropout, rng),
-      norm_self_(o.norm, o.d_model, o.norm_eps, o.bias),
-      norm_ffn_(o.norm, o.d_model, o.norm_eps, o.bias) {
+      self_attn_({o.d_model, o.heads, o.kv_heads, o.bias, false, o.head_dim, o.attention_scale, o.rotary, o.alibi}, init),
+      ffn_(o.d_model, o.d_ff, o.activation, o.gated_ffn, o.bias, o.dropout, init),
+      norm_self_(o.norm, o.d_model, o.norm_eps, o.bias, init),
+      norm_ffn_(o.norm, o.d_model, o.norm_eps, o.bias, init) {
   TCAT_CHECK(!(o.parallel && o.cross), "a parallel block cannot have cross-attention");
   add_module("self_attn", self_attn_);
   add_module("norm_self", norm_self_);
   if (o.cross) {
     cross_attn_ = std::make_unique<MultiHeadAttention>(
-        AttentionOptions{o.d_model, o.heads, o.kv_heads, o.bias, true, o.head_dim, o.attention_scale}, rng);
-    norm_cross_ = std::make_unique<Norm>(o.norm, o.d_model, o.norm_eps, o.bias);
+        AttentionOptions{o.d_model, o.heads, o.kv_heads, o.bias, true, o.head_dim, o.attention_scale}, init);
+    norm_cross_ = std::make_unique<Norm>(o.norm, o.d_model, o.norm_eps, o.bias, init);
     add_module("cross_attn", *cross_attn_);
     add_module("norm_cross", *norm_cross_);
   }

@@ -34,7 +34,7 @@ struct BlockCache {
 
 class TransformerBlock : public Module {
  public:
-  TransformerBlock(const BlockOptions& opt, Rng& rng);
+  TransformerBlock(const BlockOptions& opt, const Init& init);
   // x [B, T, d]; x_valid masks padded keys of x; memory/memory_valid for cross-attention;
   // position_bias (optional) for self-attention, see MultiHeadAttention::self_attention.
   Var forward(const Var& x, const Tensor* x_valid, const Var& memory, const Tensor* memory_valid,

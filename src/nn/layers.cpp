@@ -4,19 +4,31 @@
 
 namespace tcat::nn {
 
-Tensor xavier_uniform(int64_t fan_out, int64_t fan_in, Rng& rng) {
+namespace {
+
+Tensor placeholder(const Shape& shape) { return Tensor::zeros({}).expand(shape); }
+
+}  // namespace
+
+Tensor Init::xavier_uniform(int64_t fan_out, int64_t fan_in) const {
+  if (!rng_) return placeholder({fan_out, fan_in});
   Tensor t = Tensor::empty({fan_out, fan_in});
   const float bound = std::sqrt(6.0f / float(fan_in + fan_out));
   float* p = t.data<float>();
-  for (int64_t i = 0; i < t.numel(); ++i) p[i] = (2.0f * rng.uniform() - 1.0f) * bound;
+  for (int64_t i = 0; i < t.numel(); ++i) p[i] = (2.0f * rng_->uniform() - 1.0f) * bound;
   return t;
 }
 
-Tensor normal_init(const Shape& shape, float std, Rng& rng) {
+Tensor Init::normal(const Shape& shape, float std) const {
+  if (!rng_) return placeholder(shape);
   Tensor t = Tensor::empty(shape);
   float* p = t.data<float>();
-  for (int64_t i = 0; i < t.numel(); ++i) p[i] = rng.normal() * std;
+  for (int64_t i = 0; i < t.numel(); ++i) p[i] = rng_->normal() * std;
   return t;
+}
+
+Tensor Init::constant(const Shape& shape, float value) const {
+  return rng_ ? Tensor::full(shape, value) : placeholder(shape);
 }
 
 void store_weights_bf16(Module& model) {
@@ -24,18 +36,18 @@ void store_weights_bf16(Module& model) {
     if (param.value().ndim() == 2) param.value() = param.value().to(DType::BF16);
 }
 
-Linear::Linear(int64_t in, int64_t out, bool with_bias, Rng& rng) {
-  weight = add_parameter("weight", xavier_uniform(out, in, rng));
-  if (with_bias) bias = add_parameter("bias", Tensor::zeros({out}));
+Linear::Linear(int64_t in, int64_t out, bool with_bias, const Init& init) {
+  weight = add_parameter("weight", init.xavier_uniform(out, in));
+  if (with_bias) bias = add_parameter("bias", init.constant({out}, 0.0f));
 }
 
-Embedding::Embedding(int64_t vocab, int64_t dim, float init_std, Rng& rng) {
-  weight = add_parameter("weight", normal_init({vocab, dim}, init_std, rng));
+Embedding::Embedding(int64_t vocab, int64_t dim, float init_std, const Init& init) {
+  weight = add_parameter("weight", init.normal({vocab, dim}, init_std));
 }
 
-Norm::Norm(NormKind k, int64_t dim, float e, bool with_bias) : kind(k), eps(e) {
-  weight = add_parameter("weight", Tensor::full({dim}, 1.0f));
-  if (with_bias && kind == NormKind::LayerNorm) bias = add_parameter("bias", Tensor::zeros({dim}));
+Norm::Norm(NormKind k, int64_t dim, float e, bool with_bias, const Init& init) : kind(k), eps(e) {
+  weight = add_parameter("weight", init.constant({dim}, 1.0f));
+  if (with_bias && kind == NormKind::LayerNorm) bias = add_parameter("bias", init.constant({dim}, 0.0f));
 }
 
 Var Norm::forward(const Var& x) const {
@@ -53,12 +65,12 @@ Var activate(const Var& x, Activation a) {
 }
 
 FeedForward::FeedForward(int64_t d_model, int64_t d_ff, Activation act, bool gated, bool bias, float dropout,
-                         Rng& rng)
-    : act_(act), dropout_(dropout), up_(d_model, d_ff, bias, rng), down_(d_ff, d_model, bias, rng) {
+                         const Init& init)
+    : act_(act), dropout_(dropout), up_(d_model, d_ff, bias, init), down_(d_ff, d_model, bias, init) {
   add_module("up", up_);
   add_module("down", down_);
   if (gated) {
-    gate_ = std::make_unique<Linear>(d_model, d_ff, bias, rng);
+    gate_ = std::make_unique<Linear>(d_model, d_ff, bias, init);
     add_module("gate", *gate_);
   }
 }

@@ -5,9 +5,25 @@
 
 namespace tcat::nn {
 
-// Xavier/Glorot uniform, as nn.Transformer initialises its matrices.
-Tensor xavier_uniform(int64_t fan_out, int64_t fan_in, Rng& rng);
-Tensor normal_init(const Shape& shape, float std, Rng& rng);
+// How module constructors fill their parameters. From an Rng (implicitly, so `Linear(in, out,
+// bias, rng)` reads as before): random matrices and constant vectors, for training. Placeholders:
+// every parameter has its shape but no memory of its own (a broadcast zero), for a model whose
+// parameters are all about to be replaced by loaded weights; such a model must not be used until
+// each parameter has been assigned.
+class Init {
+ public:
+  Init(Rng& rng) : rng_(&rng) {}
+  static Init placeholders() { return Init(nullptr); }
+
+  // Xavier/Glorot uniform [fan_out, fan_in], as nn.Transformer initialises its matrices.
+  Tensor xavier_uniform(int64_t fan_out, int64_t fan_in) const;
+  Tensor normal(const Shape& shape, float std) const;
+  Tensor constant(const Shape& shape, float value) const;
+
+ private:
+  explicit Init(Rng* rng) : rng_(rng) {}
+  Rng* rng_;  // null: placeholders
+};
 
 // Inference with bf16-stored weights: every matrix parameter of `model` (Linear weights and
 // embedding tables) is converted to bf16 once, halving the bytes each decoding step reads;
@@ -16,14 +32,14 @@ void store_weights_bf16(Module& model);
 
 class Linear : public Module {
  public:
-  Linear(int64_t in, int64_t out, bool bias, Rng& rng);
+  Linear(int64_t in, int64_t out, bool bias, const Init& init);
   Var forward(const Var& x) const { return ag::linear(x, weight, bias); }
   Var weight, bias;  // weight [out, in]; bias [out] or undefined
 };
 
 class Embedding : public Module {
  public:
-  Embedding(int64_t vocab, int64_t dim, float init_std, Rng& rng);
+  Embedding(int64_t vocab, int64_t dim, float init_std, const Init& init);
   Var forward(const Tensor& ids) const { return ag::embedding(weight, ids); }
   Var weight;  // [vocab, dim]
 };
@@ -32,7 +48,7 @@ enum class NormKind { LayerNorm, RMSNorm };
 
 class Norm : public Module {
  public:
-  Norm(NormKind kind, int64_t dim, float eps, bool bias);
+  Norm(NormKind kind, int64_t dim, float eps, bool bias, const Init& init);
   Var forward(const Var& x) const;
   NormKind kind;
   float eps;
@@ -45,7 +61,8 @@ Var activate(const Var& x, Activation a);
 // x -> down(dropout(act(up(x)))) or, gated, down(dropout(act(gate(x)) * up(x))).
 class FeedForward : public Module {
  public:
-  FeedForward(int64_t d_model, int64_t d_ff, Activation act, bool gated, bool bias, float dropout, Rng& rng);
+  FeedForward(int64_t d_model, int64_t d_ff, Activation act, bool gated, bool bias, float dropout,
+              const Init& init);
   Var forward(const Var& x, const ForwardContext& ctx) const;
 
  private:

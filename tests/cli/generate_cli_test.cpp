@@ -1,5 +1,6 @@
 // tcat generate end to end: llama2.c's stories260K with --temp 0 prints run.c's text byte for
-// byte; token-id prompts on a Hugging Face fixture; bad input exits 2 with one message.
+// byte, and starts the same with bf16 weights; token-id prompts on a Hugging Face fixture; bad input
+// exits 2 with one message.
 #include <fmt/format.h>
 #include <gtest/gtest.h>
 
@@ -38,6 +39,25 @@ TEST(GenerateCli, Stories260KGreedyTextEqualsRunC) {
     EXPECT_EQ(r.exit_code, 0) << r.output;
     EXPECT_EQ(r.output, read_file(dir / c.expected));
   }
+}
+
+// --weights bf16 rounds every matrix to 8 significant bits, which moves the logits slightly;
+// greedy decoding keeps f32's choice as long as no two candidates are that close. From BOS the two
+// agree for 185 tokens on the development machine; 32 are asserted, so that another CPU's GEMM
+// summation order cannot break the test, while a wrong conversion or kernel changes the first tokens.
+TEST(GenerateCli, Bf16WeightsGreedyFollowsF32) {
+  const fs::path dir = kShared / "models" / "stories260K";
+  if (!fs::exists(dir / "stories260K.bin")) GTEST_SKIP() << "no " << dir;
+  const std::string args = fmt::format("-q generate -m {} --temp 0 --max-new-tokens 32 --ids 1", dir.string());
+  const auto f32 = run_tcat(args + " --weights f32");
+  const auto bf16 = run_tcat(args + " --weights bf16");
+  EXPECT_EQ(f32.exit_code, 0) << f32.output;
+  EXPECT_EQ(bf16.exit_code, 0) << bf16.output;
+  EXPECT_EQ(bf16.output, f32.output);
+  EXPECT_EQ(f32.output, run_tcat(args).output) << "f32 is the default";
+  const auto other = run_tcat(fmt::format("generate -m {} --weights f16 --ids 1", dir.string()));
+  EXPECT_EQ(other.exit_code, 2);
+  EXPECT_NE(other.output.find("--weights: f16 not in {f32,bf16}"), std::string::npos) << other.output;
 }
 
 TEST(GenerateCli, TokenIdPromptsAndErrors) {

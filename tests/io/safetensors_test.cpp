@@ -169,6 +169,22 @@ TEST_F(Safetensors, OverwriteIsAtomicAndLeavesOpenMappingsValid) {
   EXPECT_EQ(files, std::vector<std::string>{"model.safetensors"}) << "temporary file left behind";
 }
 
+TEST_F(Safetensors, ReleasedPagesReadBackFromTheFile) {
+  // "a" and "b" share pages (released whole), "big" spans several; "empty" has no bytes.
+  const std::string p = path("model.safetensors");
+  const Tensor big = Tensor::from_vector(sample_values(DType::F32, 5000), {5000});
+  save_safetensors(p, {{"a", Tensor::full({3}, 1.5f)}, {"big", big}, {"b", Tensor::full({2}, -4.0f)},
+                       {"empty", Tensor::empty({0})}});
+  const SafetensorsFile file = SafetensorsFile::open(p);
+  const Tensor a = file.get("a"), b = file.get("b"), big_view = file.get("big");
+  EXPECT_EQ(a.to_vector(), std::vector<float>(3, 1.5f));
+  for (const std::string& name : file.names()) file.release(name);
+  EXPECT_EQ(a.to_vector(), std::vector<float>(3, 1.5f));
+  EXPECT_EQ(b.to_vector(), std::vector<float>(2, -4.0f));
+  EXPECT_EQ(big_view.to_vector(), big.to_vector());
+  EXPECT_THROW(file.release("missing"), Error);
+}
+
 TEST_F(Safetensors, SaveRejectsBadInput) {
   const Tensor w = Tensor::full({2}, 1.0f);
   auto save_error = [&](const std::string& p, const std::vector<std::pair<std::string, Tensor>>& ts) {

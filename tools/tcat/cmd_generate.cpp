@@ -7,6 +7,7 @@
 #include "commands.h"
 #include "generate/causal_lm.h"
 #include "io/hf_model.h"
+#include "nn/layers.h"
 #include "tokenizer/load.h"
 #include "tokenizer/sentencepiece.h"
 
@@ -34,7 +35,7 @@ std::unique_ptr<tokenizer::Tokenizer> find_tokenizer(const std::string& model_pa
 void register_generate(CLI::App& app) {
   auto* cmd = app.add_subcommand("generate", "continue a prompt with a decoder model (Hugging Face folder or llama2.c)");
   struct Args {
-    std::string model, prompt;
+    std::string model, prompt, weights = "f32";
     std::vector<int64_t> ids, stop_ids;
     std::vector<std::string> stops;
     int64_t steps = 256, max_new_tokens = 0;
@@ -54,12 +55,17 @@ void register_generate(CLI::App& app) {
   cmd->add_option("--top-p", a->sampling.top_p, "nucleus sampling threshold (1 = off)");
   cmd->add_option("--repeat-penalty", a->sampling.repetition_penalty, "penalty for tokens already present (1 = off)");
   cmd->add_option("--seed", a->seed, "random seed for sampling");
+  cmd->add_option("--weights", a->weights,
+                  "weight storage while generating: f32, or bf16 for every matrix (half the bytes read per "
+                  "token; products stay f32)")
+      ->check(CLI::IsMember({"f32", "bf16"}));
   cmd->add_option("--stop", a->stops, "stop when the text contains this string (repeatable)");
   cmd->add_option("--stop-id", a->stop_ids, "stop after this token id (repeatable; the model's EOS always stops)");
   cmd->callback([a] {
     generate::validate(a->sampling);
     const bool text_mode = a->ids.empty();
     const io::HfModel loaded = io::load_pretrained(a->model);
+    if (a->weights == "bf16") nn::store_weights_bf16(*loaded.model);
     const models::Transformer& model = *loaded.model;
     std::unique_ptr<tokenizer::Tokenizer> tok;
     std::vector<int64_t> prompt = a->ids;
