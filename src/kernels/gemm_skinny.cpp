@@ -1,7 +1,8 @@
 // Skinny matrix product out[M, N] (+)= x[M, K] * w[N, K]^T for few rows (decoding steps): each
 // weight row is read from memory once for all M rows, so the product runs at memory bandwidth
 // where a general GEMM packs and re-reads. Threads split N. bf16 weights are widened in registers.
-// Each tile prefetches the weights of the next, so the loop streams at the memory's rate.
+// Each pass prefetches weights ahead of its reads (on into the next group of rows), so the loop
+// streams at the memory's rate rather than at the hardware prefetcher's.
 #include <omp.h>
 
 #include <algorithm>
