@@ -18,6 +18,7 @@
 #include <unordered_set>
 #include <vector>
 
+#include "common.h"
 #include "core/threading.h"
 #include "io/hf_config.h"
 #include "models/transformer.h"
@@ -33,14 +34,8 @@ struct Settings {
   std::string weights = "f32";
 };
 
-double seconds_since(std::chrono::steady_clock::time_point t0) {
-  return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-}
-
-double median(std::vector<double> v) {
-  std::sort(v.begin(), v.end());
-  return v[v.size() / 2];
-}
+using bench::median;
+using bench::seconds_since;
 
 // Median seconds of `reps` calls after two warm-up calls (as torch_gpt2.py's timeit).
 double time_median(const std::function<void()>& fn, int reps) {
@@ -85,13 +80,7 @@ int64_t step_weight_bytes(const models::Transformer& model) {
 int main(int argc, char** argv) {
   Settings s;
   for (int i = 1; i < argc; ++i) {
-    auto value = [&]() -> const char* {
-      if (i + 1 >= argc) {
-        fmt::print(stderr, "{} needs a value\n", argv[i]);
-        std::exit(2);
-      }
-      return argv[++i];
-    };
+    auto value = [&] { return bench::option_value(argc, argv, i); };
     const char* a = argv[i];
     if (!std::strcmp(a, "--threads")) s.threads = std::atoi(value());
     else if (!std::strcmp(a, "--reps")) s.reps = std::atoi(value());
@@ -154,6 +143,6 @@ int main(int argc, char** argv) {
                      {"decode_total_ms", decode * 1e3},
                      {"decode_tok_s", g / decode},
                      {"decode_ms_per_tok", decode * 1e3 / g}};
-  fmt::print("{}\n", out.dump());
+  bench::print_json_line(out);
   return 0;
 }

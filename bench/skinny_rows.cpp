@@ -2,16 +2,21 @@
 // (f32 and bf16 weights) for M = 1..kSkinnyMaxRows on GPT-2-small's and Transformer-base's
 // weight shapes. This is how kernels::linear's row limit for the skinny path was chosen.
 // Prints one JSON line per (shape, M): median microseconds and weight GB/s of each.
-// usage: skinny_rows [--threads N] [--reps N]
+// --step instead times one GPT-2-small decoding step's worth of products (M = 1 against every
+// matrix of 12 layers and the output projection, ~495 MB in f32, far beyond the caches) for f32
+// and bf16 weights: the rate the skinny kernel streams weights from memory.
+// usage: skinny_rows [--threads N] [--reps N] [--step]
 #include <fmt/core.h>
 
-#include <algorithm>
 #include <chrono>
 #include <cstring>
 #include <functional>
 #include <nlohmann/json.hpp>
+#include <type_traits>
+#include <utility>
 #include <vector>
 
+#include "common.h"
 #include "core/rng.h"
 #include "core/threading.h"
 #include "kernels/gemm.h"
@@ -26,25 +31,75 @@ double median_seconds(const std::function<void()>& fn, int reps) {
   for (int i = 0; i < reps; ++i) {
     const auto t0 = std::chrono::steady_clock::now();
     fn();
-    t.push_back(std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
+    t.push_back(bench::seconds_since(t0));
   }
-  std::sort(t.begin(), t.end());
-  return t[t.size() / 2];
+  return bench::median(t);
+}
+
+// Median seconds and weight bytes of M = 1 products against every GPT-2-small matrix in order.
+template <typename W>
+std::pair<double, double> step_seconds_and_bytes(int reps, Rng& rng) {
+  std::vector<std::pair<int64_t, int64_t>> shapes;  // (N, K) per product
+  for (int layer = 0; layer < 12; ++layer)
+    for (auto shape : {std::pair<int64_t, int64_t>{2304, 768}, {768, 768}, {3072, 768}, {768, 3072}})
+      shapes.push_back(shape);
+  shapes.push_back({50257, 768});
+  std::vector<std::vector<W>> weights;
+  double bytes = 0;
+  for (const auto& [N, K] : shapes) {
+    std::vector<W>& w = weights.emplace_back(size_t(N * K));
+    for (W& v : w) {
+      const float f = rng.uniform() - 0.5f;
+      if constexpr (std::is_same_v<W, bf16>) v = float_to_bf16(f);
+      else v = f;
+    }
+    bytes += double(N * K) * sizeof(W);
+  }
+  std::vector<float> x(3072, 0.5f), out(50257);
+  const double seconds = median_seconds(
+      [&] {
+        for (size_t i = 0; i < shapes.size(); ++i) {
+          const auto [N, K] = shapes[i];
+          kernels::skinny_gemm(1, N, K, x.data(), K, weights[i].data(), K, out.data(), N, false);
+        }
+      },
+      reps);
+  return {seconds, bytes};
+}
+
+void time_step(int threads, int reps) {
+  Rng rng(0);
+  const auto [f32_s, f32_bytes] = step_seconds_and_bytes<float>(reps, rng);
+  const auto [bf16_s, bf16_bytes] = step_seconds_and_bytes<bf16>(reps, rng);
+  bench::print_json_line(nlohmann::json{{"threads", threads},
+                                        {"f32_step_ms", f32_s * 1e3},
+                                        {"f32_GBps", f32_bytes / f32_s / 1e9},
+                                        {"bf16_step_ms", bf16_s * 1e3},
+                                        {"bf16_GBps", bf16_bytes / bf16_s / 1e9},
+                                        {"bf16_speedup", f32_s / bf16_s}});
 }
 
 }  // namespace
 
 int main(int argc, char** argv) {
   int threads = 1, reps = 20;
-  for (int i = 1; i + 1 < argc; i += 2) {
-    if (!std::strcmp(argv[i], "--threads")) threads = std::atoi(argv[i + 1]);
-    else if (!std::strcmp(argv[i], "--reps")) reps = std::atoi(argv[i + 1]);
+  bool step = false;
+  bool usage = false;
+  for (int i = 1; i < argc && !usage; ++i) {
+    if (!std::strcmp(argv[i], "--threads")) threads = std::atoi(bench::option_value(argc, argv, i));
+    else if (!std::strcmp(argv[i], "--reps")) reps = std::atoi(bench::option_value(argc, argv, i));
+    else if (!std::strcmp(argv[i], "--step")) step = true;
+    else usage = true;
   }
-  if (argc % 2 == 0 || threads < 1 || reps < 1) {
-    fmt::print(stderr, "usage: {} [--threads N] [--reps N]\n", argv[0]);
+  if (usage || threads < 1 || reps < 1) {
+    fmt::print(stderr, "usage: {} [--threads N] [--reps N] [--step]\n", argv[0]);
     return 2;
   }
   set_num_threads(threads);
+  if (step) {
+    time_step(threads, reps);
+    return 0;
+  }
   Rng rng(0);
   // (N, K): GPT-2 qkv, fc, fc-proj, lm_head; Transformer-base d x d, output projection.
   const std::vector<std::pair<int64_t, int64_t>> shapes = {
@@ -64,18 +119,17 @@ int main(int argc, char** argv) {
       const double skinny_bf16 = median_seconds(
           [&] { kernels::skinny_gemm(M, N, K, x.data(), K, wb.data(), K, out.data(), N, false); }, reps);
       const double bytes = double(N * K) * 4;
-      fmt::print("{}\n", nlohmann::json{{"N", N},
-                                        {"K", K},
-                                        {"M", M},
-                                        {"threads", threads},
-                                        {"sgemm_us", dnnl * 1e6},
-                                        {"skinny_us", skinny * 1e6},
-                                        {"skinny_bf16_us", skinny_bf16 * 1e6},
-                                        {"sgemm_GBps", bytes / dnnl / 1e9},
-                                        {"skinny_GBps", bytes / skinny / 1e9},
-                                        {"skinny_over_sgemm", dnnl / skinny}}
-                             .dump());
-      std::fflush(stdout);
+      bench::print_json_line(nlohmann::json{{"N", N},
+                                            {"K", K},
+                                            {"M", M},
+                                            {"threads", threads},
+                                            {"sgemm_us", dnnl * 1e6},
+                                            {"skinny_us", skinny * 1e6},
+                                            {"skinny_bf16_us", skinny_bf16 * 1e6},
+                                            {"sgemm_GBps", bytes / dnnl / 1e9},
+                                            {"skinny_GBps", bytes / skinny / 1e9},
+                                            {"skinny_bf16_GBps", bytes / 2 / skinny_bf16 / 1e9},
+                                            {"skinny_over_sgemm", dnnl / skinny}});
     }
   }
   return 0;

@@ -18,6 +18,7 @@
 #include <nlohmann/json.hpp>
 #include <string>
 
+#include "common.h"
 #include "core/threading.h"
 #include "generate/beam_search.h"
 #include "generate/greedy.h"
@@ -86,7 +87,7 @@ double decode(const models::Transformer& model, const Plan& plan, const Batch& b
     opt.limits = limits;
     produced = generate::beam_search(model, b.src, opt).front().front().tokens.size();
   }
-  const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  const double seconds = bench::seconds_since(t0);
   TCAT_CHECK(produced == size_t(b.target_len), "translate_decode: produced {} tokens, {} forced", produced,
              b.target_len);
   return seconds;
@@ -107,9 +108,7 @@ void run(const models::Transformer& model, const Plan& plan, const Settings& s, 
     for (const Batch& b : batches) total += decode(model, plan, b, beam);
     times.push_back(total);
   }
-  std::vector<double> sorted = times;
-  std::sort(sorted.begin(), sorted.end());
-  const double median = sorted[sorted.size() / 2];
+  const double median = bench::median(times);
   nlohmann::json out{{"engine", "tcat"},
                      {"threads", s.threads},
                      {"batch", batch},
@@ -122,8 +121,7 @@ void run(const models::Transformer& model, const Plan& plan, const Settings& s, 
                      {"tok_per_s", double(target_tokens) / median},
                      {"ms_per_step", median / double(steps) * 1e3},
                      {"batches", batches.size()}};
-  fmt::print("{}\n", out.dump());
-  std::fflush(stdout);
+  bench::print_json_line(out);
 }
 
 }  // namespace
@@ -131,13 +129,7 @@ void run(const models::Transformer& model, const Plan& plan, const Settings& s, 
 int main(int argc, char** argv) {
   Settings s;
   for (int i = 1; i < argc; ++i) {
-    auto value = [&]() -> const char* {
-      if (i + 1 >= argc) {
-        fmt::print(stderr, "{} needs a value\n", argv[i]);
-        std::exit(2);
-      }
-      return argv[++i];
-    };
+    auto value = [&] { return bench::option_value(argc, argv, i); };
     if (!std::strcmp(argv[i], "--inputs")) s.inputs = value();
     else if (!std::strcmp(argv[i], "--threads")) s.threads = std::atoi(value());
     else if (!std::strcmp(argv[i], "--runs")) s.runs = std::atoi(value());

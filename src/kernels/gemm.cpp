@@ -1,5 +1,6 @@
 #include "kernels/gemm.h"
 
+#include <algorithm>
 #include <map>
 #include <mutex>
 #include <optional>
@@ -8,6 +9,7 @@
 #include <vector>
 
 #include "core/allocator.h"
+#include "kernels/dispatch.h"
 
 namespace tcat::kernels {
 namespace {
@@ -77,6 +79,14 @@ std::vector<float> widen(const bf16* src, int64_t rows, int64_t cols, int64_t ld
   for (int64_t r = 0; r < rows; ++r)
     for (int64_t c = 0; c < cols; ++c) out[size_t(r * cols + c)] = bf16_to_float(src[r * ld + c]);
   return out;
+}
+
+// Weight rows widened per block of the blocked bf16-weight product: the fp32 block stays in the
+// L2 cache while sgemm reads it.
+constexpr int64_t kWidenedBlockBytes = int64_t(256) << 10;
+
+TCAT_DISPATCH void widen_span(const bf16* src, int64_t n, float* dst) {
+  for (int64_t i = 0; i < n; ++i) dst[i] = bf16_to_float(src[i]);
 }
 
 }  // namespace
@@ -162,6 +172,17 @@ Tensor matmul(const Tensor& a_in, const Tensor& b_in, bool trans_a, bool trans_b
   return c;
 }
 
+void sgemm_bf16_weights(int64_t M, int64_t N, int64_t K, const float* x, const bf16* w, float beta, float* out) {
+  if (M == 0 || N == 0) return;
+  const int64_t block = std::min(N, std::max<int64_t>(16, kWidenedBlockBytes / (K * int64_t(sizeof(float))) / 16 * 16));
+  std::vector<float> wide(size_t(block * K));
+  for (int64_t n0 = 0; n0 < N; n0 += block) {
+    const int64_t rows = std::min(block, N - n0);
+    widen_span(w + n0 * K, rows * K, wide.data());
+    sgemm(false, true, M, rows, K, 1.0f, x, K, wide.data(), K, beta, out + n0, N);
+  }
+}
+
 void linear_into(const Tensor& x_in, const Tensor& w_in, const Tensor* bias, Tensor& out, bool accumulate,
                  MatmulPrecision precision) {
   TCAT_CHECK(w_in.ndim() == 2, "linear: weight must be 2-D, got {}", w_in.desc());
@@ -201,6 +222,10 @@ void linear_into(const Tensor& x_in, const Tensor& w_in, const Tensor* bias, Ten
     } else {
       skinny_gemm(R, N, K, x.data<float>(), K, w.data<bf16>(), K, o, N, beta != 0.0f);
     }
+  } else if (precision == MatmulPrecision::F32 && w_in.dtype() == DType::BF16) {
+    const Tensor x = x_in.to(DType::F32).contiguous();
+    const Tensor w = w_in.contiguous();
+    sgemm_bf16_weights(R, N, K, x.data<float>(), w.data<bf16>(), beta, o);
   } else if (precision == MatmulPrecision::F32) {
     const Tensor x = x_in.to(DType::F32).contiguous();
     const Tensor w = w_in.to(DType::F32).contiguous();

@@ -34,6 +34,11 @@ void skinny_gemm(int64_t M, int64_t N, int64_t K, const float* x, int64_t ldx, c
 void skinny_gemm(int64_t M, int64_t N, int64_t K, const float* x, int64_t ldx, const bf16* w, int64_t ldw,
                  float* out, int64_t ldo, bool accumulate);
 
+// out[M, N] = x[M, K] * w[N, K]^T + beta * out (dense rows) with bf16 weights, in fp32 on any
+// CPU: blocks of weight rows are widened into a cache-sized buffer just before sgemm reads them,
+// never the whole matrix at once.
+void sgemm_bf16_weights(int64_t M, int64_t N, int64_t K, const float* x, const bf16* w, float beta, float* out);
+
 // out[..., N] (+)= x[..., K] * w[N, K]^T (+ bias[N]). With accumulate, adds into `out`. In F32
 // precision w may be f32 or bf16 (bf16 weights stay bf16 in memory); few rows use skinny_gemm.
 void linear_into(const Tensor& x, const Tensor& w, const Tensor* bias, Tensor& out, bool accumulate,

@@ -1,10 +1,13 @@
 // Skinny matrix product out[M, N] (+)= x[M, K] * w[N, K]^T for few rows (decoding steps): each
 // weight row is read from memory once for all M rows, so the product runs at memory bandwidth
 // where a general GEMM packs and re-reads. Threads split N. bf16 weights are widened in registers.
+// Each pass prefetches weights ahead of its reads (on into the next group of rows), so the loop
+// streams at the memory's rate rather than at the hardware prefetcher's.
 #include <omp.h>
 
 #include <algorithm>
 #include <cstring>
+#include <vector>
 
 #include "kernels/dispatch.h"
 #include "kernels/gemm.h"
@@ -19,7 +22,6 @@ namespace tcat::kernels {
 namespace {
 
 using v8f = float __attribute__((vector_size(32)));
-using v8u16 = uint16_t __attribute__((vector_size(16)));
 using v8u32 = uint32_t __attribute__((vector_size(32)));
 
 [[gnu::always_inline]] inline v8f load8(const float* p) {
@@ -28,27 +30,21 @@ using v8u32 = uint32_t __attribute__((vector_size(32)));
   return v;
 }
 
-[[gnu::always_inline]] inline v8f load8(const bf16* p) {
-  v8u16 h;
-  std::memcpy(&h, p, sizeof h);
-  return reinterpret_cast<v8f>(__builtin_convertvector(h, v8u32) << 16);
-}
-
-[[gnu::always_inline]] inline float widen(float v) { return v; }
-[[gnu::always_inline]] inline float widen(bf16 v) { return bf16_to_float(v); }
-
 [[gnu::always_inline]] inline float horizontal_sum(const v8f& v) {
   return ((v[0] + v[4]) + (v[1] + v[5])) + ((v[2] + v[6]) + (v[3] + v[7]));
 }
 
-// MB rows of x against R rows of w: MB*R vector accumulators plus MB + 1 operands fit the 16
-// AVX2 registers for (MB, R) = (1..2, 4) and (3..4, 2).
-template <int MB, int R, typename W>
-[[gnu::always_inline]] inline void tile(const float* x, int64_t ldx, const W* w, int64_t ldw, int64_t K, float* out,
-                                        int64_t ldo, bool accumulate) {
-  v8f acc[MB][R] = {};
-  int64_t k = 0;
-  for (; k + 8 <= K; k += 8) {
+// One step of the k loop per weight type: kStep weights of each of R rows against the matching
+// x values of MB rows. x is given in the weight type's lane order (see lane_order).
+template <typename W>
+struct Lanes;
+
+template <>
+struct Lanes<float> {
+  static constexpr int64_t kStep = 8;
+  template <int MB, int R>
+  [[gnu::always_inline]] static void step(const float* x, int64_t ldx, const float* w, int64_t ldw, int64_t k,
+                                          v8f (&acc)[MB][R]) {
     v8f xv[MB];
     for (int m = 0; m < MB; ++m) xv[m] = load8(x + m * ldx + k);
     for (int r = 0; r < R; ++r) {
@@ -56,6 +52,77 @@ template <int MB, int R, typename W>
       for (int m = 0; m < MB; ++m) acc[m][r] = xv[m] * wv + acc[m][r];
     }
   }
+};
+
+// Sixteen bf16 weights are read as eight 32-bit words: word i holds element 2i in its low half
+// and element 2i + 1 in its high half, so a shift and a mask widen them to two fp32 vectors
+// (even and odd elements) with no lane shuffles, which the ISA clones all do well. x arrives
+// with each block of 16 values reordered to match: the 8 even-indexed values, then the 8 odd.
+template <>
+struct Lanes<bf16> {
+  static constexpr int64_t kStep = 16;
+  template <int MB, int R>
+  [[gnu::always_inline]] static void step(const float* x, int64_t ldx, const bf16* w, int64_t ldw, int64_t k,
+                                          v8f (&acc)[MB][R]) {
+    v8f even_x[MB], odd_x[MB];
+    for (int m = 0; m < MB; ++m) {
+      even_x[m] = load8(x + m * ldx + k);
+      odd_x[m] = load8(x + m * ldx + k + 8);
+    }
+    for (int r = 0; r < R; ++r) {
+      v8u32 words;  // one 32-byte load (an array of these went through the stack)
+      std::memcpy(&words, w + r * ldw + k, sizeof words);
+      const v8f even = reinterpret_cast<v8f>(words << 16), odd = reinterpret_cast<v8f>(words & 0xffff0000u);
+      for (int m = 0; m < MB; ++m) acc[m][r] = odd_x[m] * odd + (even_x[m] * even + acc[m][r]);
+    }
+  }
+};
+
+[[gnu::always_inline]] inline float widen(float v) { return v; }
+[[gnu::always_inline]] inline float widen(bf16 v) { return bf16_to_float(v); }
+
+// Weight elements per cache line: the k loop below consumes one line of each weight row per pass.
+template <typename W>
+constexpr int64_t kLineElements = 64 / int64_t(sizeof(W));
+// How far ahead of its read position each f32 weight row prefetches: a few lines per row keep
+// enough reads in flight, and R rows of it stay far below the L1 cache.
+constexpr int64_t kPrefetchBytes = 512;
+
+// Issues pass k's R prefetches (one line per weight row read). f32 rows prefetch kPrefetchBytes
+// ahead, running on into the rows at `next` (the R rows read after these, if any) near the end.
+// bf16 rows sweep `next`'s R rows in memory order instead, R lines per pass, so the next group
+// has arrived when it starts; on Zen 3 this streamed bf16 weights faster and f32 weights slower
+// (a group of f32 rows, up to 48 KB, outgrows the L1 cache).
+template <int R, typename W>
+[[gnu::always_inline]] inline void prefetch_pass(const W* w, int64_t ldw, int64_t K, int64_t k, const W* next) {
+  if constexpr (sizeof(W) == sizeof(float)) {
+    constexpr int64_t ahead = kPrefetchBytes / int64_t(sizeof(W));
+    if (k + ahead >= K && !next) return;
+    for (int r = 0; r < R; ++r)  // (short rows: stay inside row r of `next`)
+      __builtin_prefetch(k + ahead < K ? w + r * ldw + k + ahead : next + r * ldw + std::min(k + ahead - K, K - 1), 0,
+                         0);
+  } else {
+    if (!next) return;
+    const char* sweep = reinterpret_cast<const char*>(next) + k / kLineElements<W> * R * 64;
+    for (int r = 0; r < R; ++r) __builtin_prefetch(sweep + r * 64, 0, 0);
+  }
+}
+
+// MB rows of x against R rows of w: MB*R vector accumulators plus the operands fit the 16 AVX2
+// registers for (MB, R) = (1..2, 4) and (3..4, 2). With `prefetch`, each pass prefetches R lines
+// (prefetch_pass): the hardware prefetcher alone does not keep up with rows this short (a few
+// KB), least of all with bf16 rows.
+template <int MB, int R, typename W>
+[[gnu::always_inline]] inline void tile(const float* x, int64_t ldx, const W* w, int64_t ldw, int64_t K, float* out,
+                                        int64_t ldo, bool accumulate, bool prefetch, const W* next) {
+  constexpr int64_t line = kLineElements<W>, step = Lanes<W>::kStep;
+  v8f acc[MB][R] = {};
+  int64_t k = 0;
+  for (; k + line <= K; k += line) {
+    if (prefetch) prefetch_pass<R>(w, ldw, K, k, next);
+    for (int64_t s = 0; s < line; s += step) Lanes<W>::template step<MB, R>(x, ldx, w, ldw, k + s, acc);
+  }
+  for (; k + step <= K; k += step) Lanes<W>::template step<MB, R>(x, ldx, w, ldw, k, acc);
   for (int m = 0; m < MB; ++m) {
     for (int r = 0; r < R; ++r) {
       float s = horizontal_sum(acc[m][r]);
@@ -67,33 +134,42 @@ template <int MB, int R, typename W>
 }
 
 // All M rows against R weight rows starting at w, M in chunks of 4 (later chunks re-read the R
-// weight rows from cache, not memory).
+// weight rows from cache, not memory, so only the first prefetches).
 template <int R, typename W>
 [[gnu::always_inline]] inline void rows_against(int64_t M, const float* x, int64_t ldx, const W* w, int64_t ldw,
-                                                int64_t K, float* out, int64_t ldo, bool accumulate) {
+                                                int64_t K, float* out, int64_t ldo, bool accumulate, const W* next) {
   for (int64_t m0 = 0; m0 < M; m0 += 4) {
     const float* xm = x + m0 * ldx;
     float* om = out + m0 * ldo;
+    const bool prefetch = m0 == 0;
     switch (std::min<int64_t>(4, M - m0)) {
-      case 1: tile<1, R>(xm, ldx, w, ldw, K, om, ldo, accumulate); break;
-      case 2: tile<2, R>(xm, ldx, w, ldw, K, om, ldo, accumulate); break;
-      case 3: tile<3, R>(xm, ldx, w, ldw, K, om, ldo, accumulate); break;
-      default: tile<4, R>(xm, ldx, w, ldw, K, om, ldo, accumulate); break;
+      case 1: tile<1, R>(xm, ldx, w, ldw, K, om, ldo, accumulate, prefetch, next); break;
+      case 2: tile<2, R>(xm, ldx, w, ldw, K, om, ldo, accumulate, prefetch, next); break;
+      case 3: tile<3, R>(xm, ldx, w, ldw, K, om, ldo, accumulate, prefetch, next); break;
+      default: tile<4, R>(xm, ldx, w, ldw, K, om, ldo, accumulate, prefetch, next); break;
     }
   }
 }
 
-// Output columns [n0, n1) of the product.
+// Output columns [n0, n1) of the product, R at a time; returns the first column not done. The
+// last group's prefetches stop at n1: the rows after it belong to another thread.
+template <int R, typename W>
+[[gnu::always_inline]] inline int64_t row_groups(int64_t M, int64_t n, int64_t n1, int64_t K, const float* x,
+                                                 int64_t ldx, const W* w, int64_t ldw, float* out, int64_t ldo,
+                                                 bool accumulate) {
+  for (; n + R <= n1; n += R) {
+    const W* next = n + 2 * R <= n1 ? w + (n + R) * ldw : nullptr;
+    rows_against<R>(M, x, ldx, w + n * ldw, ldw, K, out + n, ldo, accumulate, next);
+  }
+  return n;
+}
+
 template <typename W>
 [[gnu::always_inline]] inline void columns(int64_t M, int64_t n0, int64_t n1, int64_t K, const float* x, int64_t ldx,
                                            const W* w, int64_t ldw, float* out, int64_t ldo, bool accumulate) {
-  int64_t n = n0;
-  if (M <= 2) {
-    for (; n + 4 <= n1; n += 4) rows_against<4>(M, x, ldx, w + n * ldw, ldw, K, out + n, ldo, accumulate);
-  } else {
-    for (; n + 2 <= n1; n += 2) rows_against<2>(M, x, ldx, w + n * ldw, ldw, K, out + n, ldo, accumulate);
-  }
-  for (; n < n1; ++n) rows_against<1>(M, x, ldx, w + n * ldw, ldw, K, out + n, ldo, accumulate);
+  const int64_t n = M <= 2 ? row_groups<4>(M, n0, n1, K, x, ldx, w, ldw, out, ldo, accumulate)
+                           : row_groups<2>(M, n0, n1, K, x, ldx, w, ldw, out, ldo, accumulate);
+  row_groups<1>(M, n, n1, K, x, ldx, w, ldw, out, ldo, accumulate);
 }
 
 TCAT_DISPATCH void columns_f32(int64_t M, int64_t n0, int64_t n1, int64_t K, const float* x, int64_t ldx,
@@ -122,6 +198,25 @@ void split_columns(int64_t M, int64_t N, int64_t K, const float* x, int64_t ldx,
   }
 }
 
+// x [M, K] (row stride ldx) as Lanes<bf16> reads it, densely: within each whole block of 16 the
+// even-indexed values, then the odd ones; the last K % 16 values in place.
+std::vector<float> bf16_lane_order(int64_t M, int64_t K, const float* x, int64_t ldx) {
+  constexpr int64_t block = Lanes<bf16>::kStep, half = block / 2;
+  std::vector<float> out(size_t(M * K));
+  for (int64_t m = 0; m < M; ++m) {
+    const float* src = x + m * ldx;
+    float* dst = out.data() + m * K;
+    int64_t k = 0;
+    for (; k + block <= K; k += block)
+      for (int64_t i = 0; i < half; ++i) {
+        dst[k + i] = src[k + 2 * i];
+        dst[k + half + i] = src[k + 2 * i + 1];
+      }
+    std::copy(src + k, src + K, dst + k);
+  }
+  return out;
+}
+
 }  // namespace
 
 void skinny_gemm(int64_t M, int64_t N, int64_t K, const float* x, int64_t ldx, const float* w, int64_t ldw,
@@ -135,7 +230,8 @@ void skinny_gemm(int64_t M, int64_t N, int64_t K, const float* x, int64_t ldx, c
                  float* out, int64_t ldo, bool accumulate) {
   TCAT_CHECK(M >= 0 && M <= kSkinnyMaxRows, "skinny_gemm: M={} rows, at most {} supported", M, kSkinnyMaxRows);
   if (M == 0 || N == 0) return;
-  split_columns(M, N, K, x, ldx, w, ldw, out, ldo, accumulate, columns_bf16);
+  const std::vector<float> x_lanes = bf16_lane_order(M, K, x, ldx);
+  split_columns(M, N, K, x_lanes.data(), K, w, ldw, out, ldo, accumulate, columns_bf16);
 }
 
 }  // namespace tcat::kernels

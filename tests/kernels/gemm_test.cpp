@@ -87,3 +87,21 @@ TEST(Gemm, Bf16InputsAccumulateInFp32) {
   const auto lin = kernels::linear(x, w, nullptr, kernels::MatmulPrecision::BF16).to_vector();
   for (size_t i = 0; i < lin.size(); ++i) ASSERT_NEAR(lin[i], want[i], 1e-4) << i;
 }
+
+TEST(Gemm, LinearWithBf16WeightsWidensBlockByBlock) {
+  // K = 1000 puts 64 weight rows in each widened block, so N = 150 takes three blocks, the last
+  // one partial; 20 rows are past the skinny path.
+  Rng rng(5);
+  const int64_t M = 20, N = 150, K = 1000;
+  const Tensor x = random_matrix({M, K}, rng), w = random_matrix({N, K}, rng).to(DType::BF16);
+  const Tensor bias = random_matrix({N}, rng);
+  const auto want = reference_matmul(x.to_vector(), w.to_vector(), M, N, K, false, true);
+  const auto b = bias.to_vector();
+  Tensor y = kernels::linear(x, w, &bias);
+  const auto once = y.to_vector();
+  for (int64_t i = 0; i < M * N; ++i) ASSERT_NEAR(once[size_t(i)], want[size_t(i)] + b[size_t(i % N)], 1e-4) << i;
+  kernels::linear_into(x, w, nullptr, y, /*accumulate=*/true, kernels::MatmulPrecision::F32);
+  const auto twice = y.to_vector();
+  for (int64_t i = 0; i < M * N; ++i)
+    ASSERT_NEAR(twice[size_t(i)], 2 * want[size_t(i)] + b[size_t(i % N)], 1e-4) << i;
+}
