@@ -17,28 +17,16 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
-#include <limits>
 #include <nlohmann/json.hpp>
 #include <string>
 
+#include "core/process_memory.h"
 #include "io/hf_model.h"
 
 using namespace tcat;
 namespace fs = std::filesystem;
 
 namespace {
-
-// A field of /proc/self/status in bytes ("VmRSS", "VmHWM").
-int64_t status_bytes(const std::string& field) {
-  std::ifstream status("/proc/self/status");
-  std::string key;
-  int64_t kib = 0;
-  while (status >> key) {
-    if (key == field + ":" && status >> kib) return kib * 1024;
-    status.ignore(std::numeric_limits<std::streamsize>::max(), '\n');
-  }
-  fail("no {} in /proc/self/status", field);
-}
 
 nlohmann::json hf_config(const std::string& family) {
   if (family == "gpt2")
@@ -68,13 +56,13 @@ int measure(const std::string& dir) {
     forward(models::Transformer(tiny, rng), 8);
   }
   std::ofstream("/proc/self/clear_refs") << "5";  // resets VmHWM to the current VmRSS (Linux >= 4.0)
-  const int64_t before = status_bytes("VmRSS");
+  const int64_t before = process_status_bytes("VmRSS");
   const auto t0 = std::chrono::steady_clock::now();
   const io::HfModel loaded = io::load_hf_model(dir);
   const double load_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-  const int64_t after_load = status_bytes("VmRSS") - before;
+  const int64_t after_load = process_status_bytes("VmRSS") - before;
   forward(*loaded.model, 8);
-  const int64_t after_forward = status_bytes("VmRSS") - before, peak = status_bytes("VmHWM") - before;
+  const int64_t after_forward = process_status_bytes("VmRSS") - before, peak = process_status_bytes("VmHWM") - before;
   const auto file = double(fs::file_size(fs::path(dir) / "model.safetensors"));
   const nlohmann::json out{{"engine", "tcat"},
                            {"family", loaded.config.family->model_type},

@@ -11,9 +11,9 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
-#include <limits>
 #include <nlohmann/json.hpp>
 
+#include "core/process_memory.h"
 #include "io/hf_model.h"
 
 using namespace tcat;
@@ -22,19 +22,6 @@ namespace fs = std::filesystem;
 namespace {
 
 constexpr const char* kChildDirVariable = "TCAT_TEST_LOAD_MEMORY_DIR";
-
-// A field of /proc/self/status in bytes ("VmRSS", "VmHWM").
-int64_t status_bytes(const std::string& field) {
-  std::ifstream status("/proc/self/status");
-  std::string key;
-  int64_t kib = 0;
-  while (status >> key) {
-    if (key == field + ":" && status >> kib) return kib * 1024;
-    status.ignore(std::numeric_limits<std::streamsize>::max(), '\n');
-  }
-  ADD_FAILURE() << "no " << field << " in /proc/self/status";
-  return 0;
-}
 
 // GPT-2 with 6 layers of width 256 and 8192 tokens: 6.8 M parameters, 27 MB of float32 of which
 // the transposed Conv1D matrices are 19 MB.
@@ -67,14 +54,14 @@ void measure_load(const fs::path& dir) {
     logits(models::Transformer(tiny, rng));
   }
   std::ofstream("/proc/self/clear_refs") << "5";  // resets VmHWM to the current VmRSS (Linux >= 4.0)
-  const int64_t before = status_bytes("VmRSS");
+  const int64_t before = process_status_bytes("VmRSS");
   const io::HfModel loaded = io::load_hf_model(dir.string());
-  const int64_t after_load = status_bytes("VmRSS");
+  const int64_t after_load = process_status_bytes("VmRSS");
   logits(*loaded.model);  // touches every weight, mapped ones included
   const nlohmann::json figures = {{"before", before},
                                   {"after_load", after_load},
-                                  {"after_forward", status_bytes("VmRSS")},
-                                  {"peak", status_bytes("VmHWM")}};
+                                  {"after_forward", process_status_bytes("VmRSS")},
+                                  {"peak", process_status_bytes("VmHWM")}};
   std::ofstream(dir / "memory.json") << figures.dump();
 }
 
