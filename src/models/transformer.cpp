@@ -270,10 +270,7 @@ DecoderState Transformer::start_decoding(const Var& memory, const Tensor* src_va
              memory.defined() ? memory.desc() : "nothing");
   ag::NoGradGuard no_grad;
   const int64_t N = memory.dim(0), S = memory.dim(1);
-  DecoderState state;
-  for (int64_t i = 0; i < cfg_.dec_layers; ++i)
-    state.layers_.push_back(decoder_[size_t(i) % decoder_.size()]->start_cache(
-        N, std::min(capacity, cfg_.max_positions), memory));
+  DecoderState state = empty_decoder_state(N, capacity, memory);
   if (src_valid) {
     TCAT_CHECK(src_valid->shape() == (Shape{N, S}), "start_decoding: source mask {} for memory {}",
                src_valid->desc(), memory.desc());
@@ -285,10 +282,13 @@ DecoderState Transformer::start_decoding(const Var& memory, const Tensor* src_va
 DecoderState Transformer::start_decoding(int64_t rows, int64_t capacity) const {
   TCAT_CHECK(cfg_.layout == Layout::DecoderOnly, "start_decoding without a memory needs a decoder-only model");
   TCAT_CHECK(rows >= 0, "start_decoding: {} rows", rows);
+  return empty_decoder_state(rows, capacity, Var());
+}
+
+DecoderState Transformer::empty_decoder_state(int64_t rows, int64_t capacity, const Var& memory) const {
   DecoderState state;
   for (int64_t i = 0; i < cfg_.dec_layers; ++i)
-    state.layers_.push_back(
-        decoder_[size_t(i) % decoder_.size()]->start_cache(rows, std::min(capacity, cfg_.max_positions), Var()));
+    state.layers_.push_back(decoder_layer(i).start_cache(rows, std::min(capacity, cfg_.max_positions), memory));
   return state;
 }
 
@@ -304,7 +304,7 @@ Tensor Transformer::decode_step(const Tensor& tokens, DecoderState& state) const
   const int64_t first = state.length();
   const Var bias = position_bias(decoder_relative_bias_.get(), first, ids.dim(1), first + ids.dim(1), false);
   for (size_t i = 0; i < state.layers_.size(); ++i)
-    x = decoder_[i % decoder_.size()]->step(x, state.layers_[i], memory_valid, state.rows_per_memory_, bias);
+    x = decoder_layer(int64_t(i)).step(x, state.layers_[i], memory_valid, state.rows_per_memory_, bias);
   const int64_t T = ids.dim(1);
   if (T > 1) x = Var(x.value().slice(1, T - 1, T).contiguous());  // only the last position is projected
   if (decoder_norm_) x = decoder_norm_->forward(x);

@@ -90,6 +90,10 @@ class Transformer : public nn::Module {
   // The decoder's learned position table: its own in encoder-decoders.
   const nn::Embedding* target_positions() const { return tgt_pos_embed_ ? tgt_pos_embed_.get() : pos_embed_.get(); }
   const nn::Embedding& target_table() const { return tgt_embed_ ? *tgt_embed_ : *src_embed_; }
+  // Decoder layer i of cfg_.dec_layers (with shared layers, the one block every time).
+  const nn::TransformerBlock& decoder_layer(int64_t i) const { return *decoder_[size_t(i) % decoder_.size()]; }
+  // One KV cache per decoder layer for `rows` rows; memory (cross-attention) may be undefined.
+  DecoderState empty_decoder_state(int64_t rows, int64_t capacity, const Var& memory) const;
   // Runs `count` layers; a stack with shared layers holds one block and runs it `count` times.
   Var run_stack(const std::vector<std::unique_ptr<nn::TransformerBlock>>& layers, int64_t count,
                 const nn::Norm* final_norm, Var x, const Tensor* x_valid, const Var& memory, const Tensor* memory_valid,
