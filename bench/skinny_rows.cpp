@@ -2,15 +2,18 @@
 // (f32 and bf16 weights) for M = 1..kSkinnyMaxRows on GPT-2-small's and Transformer-base's
 // weight shapes. This is how kernels::linear's row limit for the skinny path was chosen.
 // Prints one JSON line per (shape, M): median microseconds and weight GB/s of each.
-// --step instead times one GPT-2-small decoding step's worth of products (M = 1 against every
-// matrix of 12 layers and the output projection, ~495 MB in f32, far beyond the caches) for f32
-// and bf16 weights: the rate the skinny kernel streams weights from memory.
-// usage: skinny_rows [--threads N] [--reps N] [--step]
+// --step gpt2|marian instead times one batch-1 decoding step's worth of products (M = 1 against
+// every matrix of the decoder and the output projection: GPT-2 small ~495 MB in f32, the
+// opus-mt-en-de decoder ~207 MB, far beyond the caches) for f32 and bf16 weights: the rate the
+// skinny kernel streams weights from memory.
+// usage: skinny_rows [--threads N] [--reps N] [--step gpt2|marian]
 #include <fmt/core.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstring>
 #include <functional>
+#include <string>
 #include <nlohmann/json.hpp>
 #include <type_traits>
 #include <utility>
@@ -36,14 +39,32 @@ double median_seconds(const std::function<void()>& fn, int reps) {
   return bench::median(t);
 }
 
-// Median seconds and weight bytes of M = 1 products against every GPT-2-small matrix in order.
+using Shapes = std::vector<std::pair<int64_t, int64_t>>;  // (N, K) per product
+
+// The products of one batch-1 decoding step, in order: GPT-2 small (fused qkv, attention output,
+// MLP; tied output projection) or the opus-mt-en-de decoder (self-attention q, k, v, o;
+// cross-attention q, o, whose k and v are computed once per sentence; FFN; output projection).
+Shapes decoding_step_shapes(const std::string& model) {
+  Shapes shapes;
+  if (model == "gpt2") {
+    for (int layer = 0; layer < 12; ++layer)
+      for (auto shape : {std::pair<int64_t, int64_t>{2304, 768}, {768, 768}, {3072, 768}, {768, 3072}})
+        shapes.push_back(shape);
+    shapes.push_back({50257, 768});
+  } else {
+    for (int layer = 0; layer < 6; ++layer) {
+      for (int i = 0; i < 6; ++i) shapes.push_back({512, 512});
+      shapes.push_back({2048, 512});
+      shapes.push_back({512, 2048});
+    }
+    shapes.push_back({58101, 512});
+  }
+  return shapes;
+}
+
+// Median seconds and weight bytes of M = 1 products against every matrix of one decoding step.
 template <typename W>
-std::pair<double, double> step_seconds_and_bytes(int reps, Rng& rng) {
-  std::vector<std::pair<int64_t, int64_t>> shapes;  // (N, K) per product
-  for (int layer = 0; layer < 12; ++layer)
-    for (auto shape : {std::pair<int64_t, int64_t>{2304, 768}, {768, 768}, {3072, 768}, {768, 3072}})
-      shapes.push_back(shape);
-  shapes.push_back({50257, 768});
+std::pair<double, double> step_seconds_and_bytes(const Shapes& shapes, int reps, Rng& rng) {
   std::vector<std::vector<W>> weights;
   double bytes = 0;
   for (const auto& [N, K] : shapes) {
@@ -55,7 +76,9 @@ std::pair<double, double> step_seconds_and_bytes(int reps, Rng& rng) {
     }
     bytes += double(N * K) * sizeof(W);
   }
-  std::vector<float> x(3072, 0.5f), out(50257);
+  int64_t max_n = 0, max_k = 0;
+  for (const auto& [N, K] : shapes) max_n = std::max(max_n, N), max_k = std::max(max_k, K);
+  std::vector<float> x(size_t(max_k), 0.5f), out(static_cast<size_t>(max_n));
   const double seconds = median_seconds(
       [&] {
         for (size_t i = 0; i < shapes.size(); ++i) {
@@ -67,11 +90,13 @@ std::pair<double, double> step_seconds_and_bytes(int reps, Rng& rng) {
   return {seconds, bytes};
 }
 
-void time_step(int threads, int reps) {
+void time_step(const std::string& model, int threads, int reps) {
   Rng rng(0);
-  const auto [f32_s, f32_bytes] = step_seconds_and_bytes<float>(reps, rng);
-  const auto [bf16_s, bf16_bytes] = step_seconds_and_bytes<bf16>(reps, rng);
-  bench::print_json_line(nlohmann::json{{"threads", threads},
+  const Shapes shapes = decoding_step_shapes(model);
+  const auto [f32_s, f32_bytes] = step_seconds_and_bytes<float>(shapes, reps, rng);
+  const auto [bf16_s, bf16_bytes] = step_seconds_and_bytes<bf16>(shapes, reps, rng);
+  bench::print_json_line(nlohmann::json{{"model", model},
+                                        {"threads", threads},
                                         {"f32_step_ms", f32_s * 1e3},
                                         {"f32_GBps", f32_bytes / f32_s / 1e9},
                                         {"bf16_step_ms", bf16_s * 1e3},
@@ -83,21 +108,21 @@ void time_step(int threads, int reps) {
 
 int main(int argc, char** argv) {
   int threads = 1, reps = 20;
-  bool step = false;
+  std::string step;  // empty: per-shape table
   bool usage = false;
   for (int i = 1; i < argc && !usage; ++i) {
     if (!std::strcmp(argv[i], "--threads")) threads = std::atoi(bench::option_value(argc, argv, i));
     else if (!std::strcmp(argv[i], "--reps")) reps = std::atoi(bench::option_value(argc, argv, i));
-    else if (!std::strcmp(argv[i], "--step")) step = true;
+    else if (!std::strcmp(argv[i], "--step")) step = bench::option_value(argc, argv, i);
     else usage = true;
   }
-  if (usage || threads < 1 || reps < 1) {
-    fmt::print(stderr, "usage: {} [--threads N] [--reps N] [--step]\n", argv[0]);
+  if (usage || threads < 1 || reps < 1 || !(step.empty() || step == "gpt2" || step == "marian")) {
+    fmt::print(stderr, "usage: {} [--threads N] [--reps N] [--step gpt2|marian]\n", argv[0]);
     return 2;
   }
   set_num_threads(threads);
-  if (step) {
-    time_step(threads, reps);
+  if (!step.empty()) {
+    time_step(step, threads, reps);
     return 0;
   }
   Rng rng(0);

@@ -33,9 +33,10 @@ std::vector<double> reference(int64_t M, int64_t N, int64_t K, const std::vector
 }
 
 // (N, K): odd sizes, K below one vector, K with every kind of remainder after whole cache lines
-// (50 = 32 + 16 + 2 for bf16), and sizes big enough for the threaded path.
-const std::vector<std::tuple<int64_t, int64_t>> kShapes = {{1, 1},     {5, 7},    {37, 45}, {9, 50},
-                                                            {130, 8}, {257, 129}, {66, 300}};
+// (50 = 32 + 16 + 2 for bf16), and sizes big enough for the threaded path (1000 rows: the
+// threads claim shrinking ranges of blocks, the last one partial).
+const std::vector<std::tuple<int64_t, int64_t>> kShapes = {{1, 1},     {5, 7},     {37, 45},  {9, 50},
+                                                            {130, 8}, {257, 129}, {66, 300}, {1000, 70}};
 
 }  // namespace
 
