@@ -40,7 +40,7 @@ struct Checkpoint {
   const models::Transformer& model;
   int64_t step = 0;                         // the caller's step count; names the directory in save
   nlohmann::json train_config = nullptr;    // the run's hyperparameters; null: none stored
-  std::optional<std::string> tokenizer;     // stored as tokenizer.model
+  std::optional<std::string> tokenizer = std::nullopt;  // stored as tokenizer.model
   const TrainingState* training = nullptr;  // null: an inference-only checkpoint
   DType weights_dtype = DType::F32;         // storage of model.safetensors (F32, BF16 or F16); loading widens to F32
 };

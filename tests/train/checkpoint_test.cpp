@@ -92,7 +92,7 @@ class CheckpointTest : public tcat::testing::TempDirTest {
   // A model-only checkpoint of a fresh model at `step`.
   std::string save_step(int64_t step, const SaveOptions& opt = {}) {
     const auto model = make_model(uint64_t(step));
-    return save_checkpoint(run(), Checkpoint{*model, step}, opt);
+    return save_checkpoint(run(), Checkpoint{.model = *model, .step = step}, opt);
   }
 
   std::string write_dir(const std::string& name, const models::Transformer& model, const std::string& tokenizer) {
@@ -201,7 +201,7 @@ TEST_F(CheckpointTest, ExportCanAverageTheLastCheckpointsOfARun) {
 
 TEST_F(CheckpointTest, StoresEachParameterOnceUnderItsNameWithTheArchitecture) {
   auto model = make_model(4);
-  const std::string dir = save_checkpoint(run(), Checkpoint{*model, 1});
+  const std::string dir = save_checkpoint(run(), Checkpoint{.model = *model, .step = 1});
   const auto file = io::SafetensorsFile::open(dir + "/model.safetensors");
   // Names of tied parameters (one Var registered under several names) collapse to the first.
   std::vector<std::string> first_names;
@@ -239,7 +239,7 @@ TEST_F(CheckpointTest, ResavingAnExistingStepReplacesItWhole) {
   EXPECT_EQ(fs::path(*latest_checkpoint(run())).filename(), "step-1");
 
   auto model = make_model(51);
-  save_checkpoint(run(), Checkpoint{*model, 2});
+  save_checkpoint(run(), Checkpoint{.model = *model, .step = 2});
   const LoadedModel loaded = load_model(*latest_checkpoint(run()));
   expect_same_values(model->named_parameters(), loaded.model->named_parameters());
   EXPECT_TRUE(loaded.train_config.is_null());
