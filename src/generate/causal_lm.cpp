@@ -16,12 +16,7 @@ struct Start {
 };
 
 Start start_prompt(const models::Transformer& model, const std::vector<int64_t>& prompt, int64_t max_new) {
-  TCAT_CHECK(model.config().layout == models::Layout::DecoderOnly, "generation from a prompt needs a decoder-only model");
-  if (prompt.empty()) throw UsageError("the prompt has no tokens");
-  const int64_t positions = model.config().max_positions;
-  if (int64_t(prompt.size()) + max_new > positions)
-    throw UsageError(fmt::format("prompt of {} tokens plus {} new tokens exceeds the model's context of {}",
-                                 prompt.size(), max_new, positions));
+  check_prompt_fits(model, int64_t(prompt.size()), max_new);
   Start s{model.start_decoding(1, int64_t(prompt.size()) + max_new), Tensor(), prompt};
   s.logits = model.decode_step(Tensor::from_ids(prompt, {1, int64_t(prompt.size())}), s.state);
   return s;
@@ -176,6 +171,15 @@ void check_beam_options(const models::Transformer& model, const LmBeamOptions& o
 }
 
 }  // namespace
+
+void check_prompt_fits(const models::Transformer& model, int64_t prompt_tokens, int64_t max_new) {
+  TCAT_CHECK(model.config().layout == models::Layout::DecoderOnly, "generation from a prompt needs a decoder-only model");
+  if (prompt_tokens < 1) throw UsageError("the prompt has no tokens");
+  const int64_t positions = model.config().max_positions;
+  if (prompt_tokens + max_new > positions)
+    throw UsageError(fmt::format("prompt of {} tokens plus {} new tokens exceeds the model's context of {}",
+                                 prompt_tokens, max_new, positions));
+}
 
 std::vector<int64_t> continue_prompt(const models::Transformer& model, const std::vector<int64_t>& prompt,
                                      const ContinueOptions& opt, Rng& rng, const TokenCallback& on_token) {

@@ -23,6 +23,11 @@ struct ContinueOptions {
 // Called with each new token and the logits it was chosen from; returns false to stop.
 using TokenCallback = std::function<bool(int64_t token, const float* logits)>;
 
+// Throws UsageError when a prompt of `prompt_tokens` (at least 1) plus max_new tokens does not
+// fit the model's positions. continue_prompt checks this itself; callers that print the prompt
+// first call it before printing.
+void check_prompt_fits(const models::Transformer& model, int64_t prompt_tokens, int64_t max_new);
+
 // The tokens that follow `prompt` (not empty), an EOS included if one was produced. The prompt
 // plus max_new_tokens must fit the model's positions.
 std::vector<int64_t> continue_prompt(const models::Transformer& model, const std::vector<int64_t>& prompt,

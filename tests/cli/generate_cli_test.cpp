@@ -60,6 +60,16 @@ TEST(GenerateCli, Bf16WeightsGreedyFollowsF32) {
   EXPECT_NE(other.output.find("--weights: f16 not in {f32,bf16}"), std::string::npos) << other.output;
 }
 
+// A text prompt that cannot fit gets the one error and nothing else: the prompt is not echoed first.
+TEST(GenerateCli, TextPromptBeyondTheContextPrintsOnlyTheError) {
+  const fs::path dir = kShared / "models" / "stories260K";
+  if (!fs::exists(dir / "stories260K.bin")) GTEST_SKIP() << "no " << dir;
+  const auto r = run_tcat(fmt::format("-q generate -m {} --max-new-tokens 600 -p \"Once upon a time\"", dir.string()));
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_NE(r.output.find("exceeds the model's context of 512"), std::string::npos) << r.output;
+  EXPECT_EQ(r.output.find("Once upon"), std::string::npos) << r.output;
+}
+
 TEST(GenerateCli, TokenIdPromptsAndErrors) {
   const fs::path gpt2 = kShared / "fixtures" / "hf-tiny" / "gpt2";
   if (!fs::exists(gpt2)) GTEST_SKIP() << "no " << gpt2;

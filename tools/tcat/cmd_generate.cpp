@@ -85,6 +85,7 @@ void register_generate(CLI::App& app) {
     opt.max_new_tokens = a->max_new_tokens > 0 ? a->max_new_tokens : a->steps - int64_t(prompt.size()) + 1;
     if (opt.max_new_tokens < 1)
       throw UsageError(fmt::format("-n {} leaves no room after a prompt of {} tokens", a->steps, prompt.size()));
+    generate::check_prompt_fits(model, int64_t(prompt.size()), opt.max_new_tokens);  // before the prompt is echoed
     Rng rng(a->seed);
     // The text shown is the decoding of the prompt (without BOS) and everything generated.
     std::vector<int64_t> shown(prompt.begin(), prompt.end());
