@@ -108,14 +108,14 @@ HfModel load_llama2c(const std::string& path) {
     fail("{}: {} bytes after the weights the header describes ({} bytes expected in all)", path,
          file->bytes() - offset, offset);
 
-  Rng init_rng(0);  // every parameter is overwritten below
-  out.model = std::make_unique<models::Transformer>(c, init_rng);
+  out.model = std::make_unique<models::Transformer>(c, nn::Init::placeholders());  // each parameter is set below
   std::map<std::string, ag::Var> params;
   for (auto& [name, v] : out.model->named_parameters()) params.emplace(name, v);
   auto set = [&](const std::string& name, const Tensor& value) {
     ag::Var& p = params.at(name);
     TCAT_CHECK(p.shape() == value.shape(), "llama2.c: {} is {}, the model needs {}", name, value.desc(), p.desc());
     p.value() = value;
+    params.erase(name);
   };
   set("embed.weight", weights["token_embedding_table"][0]);
   for (int64_t l = 0; l < layers; ++l) {
@@ -135,6 +135,8 @@ HfModel load_llama2c(const std::string& path) {
   }
   set("decoder.final_norm.weight", weights["rms_final_weight"][0]);
   if (!shared_classifier) set("lm_head.weight", weights["wcls"][0]);
+  TCAT_CHECK(params.empty(), "llama2.c: the model has {} parameters the file format has no weights for (first: {})",
+             params.size(), params.empty() ? "" : params.begin()->first);
   return out;
 }
 
