@@ -33,7 +33,7 @@ float log_probability(const float* logits, int64_t vocab, int64_t token) {
 
 }  // namespace
 
-Translator::Translator(const std::string& model_path) {
+Translator::Translator(const std::string& model_path, bool bf16_weights) {
   if (is_hf_folder(model_path)) {
     path_ = model_path;
     hf_ = io::load_hf_model(model_path);
@@ -51,6 +51,7 @@ Translator::Translator(const std::string& model_path) {
   }
   TCAT_CHECK(config().layout == models::Layout::EncoderDecoder,
              "model '{}' is not an encoder-decoder model, it cannot translate", path_);
+  if (bf16_weights) nn::store_weights_bf16(hf_ ? *hf_->model : *loaded_.model);
   // HF vocabularies may hold a few more rows than the tokenizer has pieces.
   const bool fits = hf_ ? tokenizer_->vocab_size() <= config().vocab : tokenizer_->vocab_size() == config().vocab;
   TCAT_CHECK(fits, "tokenizer of '{}' has {} pieces but the model's vocabulary is {}", path_,

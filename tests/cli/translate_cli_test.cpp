@@ -123,4 +123,19 @@ TEST(BundledTranslationModel, TranslatesWithoutAModelFlag) {
   EXPECT_TRUE(contains(r.output, "Schnee")) << r.output;
 }
 
+// The bundled model is stored in bf16, so keeping its matrices bf16 in memory (--weights bf16)
+// changes no weight: beam-4 output must be the same text as with f32 weights.
+TEST(BundledTranslationModel, Bf16WeightsTranslateAsF32) {
+  const std::string args =
+      "-q translate -b 4 \"Two dogs are playing in the snow.\" \"A man in a blue shirt is standing on a ladder.\"";
+  const auto f32 = tcat::testing::run_tcat(args);
+  const auto bf16 = tcat::testing::run_tcat(args + " --weights bf16");
+  ASSERT_EQ(f32.exit_code, 0) << f32.output;
+  ASSERT_EQ(bf16.exit_code, 0) << bf16.output;
+  EXPECT_EQ(bf16.output, f32.output);
+  const auto other = tcat::testing::run_tcat(args + " --weights int8");
+  EXPECT_EQ(other.exit_code, 2);
+  EXPECT_TRUE(contains(other.output, "--weights: int8 not in {f32,bf16}")) << other.output;
+}
+
 }  // namespace

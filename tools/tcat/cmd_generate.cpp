@@ -55,10 +55,7 @@ void register_generate(CLI::App& app) {
   cmd->add_option("--top-p", a->sampling.top_p, "nucleus sampling threshold (1 = off)");
   cmd->add_option("--repeat-penalty", a->sampling.repetition_penalty, "penalty for tokens already present (1 = off)");
   cmd->add_option("--seed", a->seed, "random seed for sampling");
-  cmd->add_option("--weights", a->weights,
-                  "weight storage while generating: f32, or bf16 for every matrix (half the bytes read per "
-                  "token; products stay f32)")
-      ->check(CLI::IsMember({"f32", "bf16"}));
+  add_weights_option(cmd, a->weights);
   cmd->add_option("--stop", a->stops, "stop when the text contains this string (repeatable)");
   cmd->add_option("--stop-id", a->stop_ids, "stop after this token id (repeatable; the model's EOS always stops)");
   cmd->callback([a] {

@@ -13,7 +13,7 @@ void register_translate(CLI::App& app) {
   auto* cmd = app.add_subcommand(
       "translate", "translate sentences (arguments, or stdin one a line) with an encoder-decoder model");
   struct Args {
-    std::string model;
+    std::string model, weights = "f32";
     std::vector<std::string> text;
     generate::TranslateOptions opt;
     bool json = false;
@@ -27,10 +27,12 @@ void register_translate(CLI::App& app) {
       ->check(CLI::Range(1, 64));
   cmd->add_option("--batch", a->opt.batch_size, "sentences decoded together")->check(CLI::Range(1, 4096));
   cmd->add_flag("--json", a->json, "one JSON object per input line, with scores");
+  add_weights_option(cmd, a->weights);
   cmd->callback([a] {
     if (a->opt.n_best > a->opt.beam_size)
       throw UsageError(fmt::format("--n-best {} exceeds the beam size {}", a->opt.n_best, a->opt.beam_size));
-    const generate::Translator translator(a->model.empty() ? bundled_path("models/multi30k-ende") : a->model);
+    const generate::Translator translator(a->model.empty() ? bundled_path("models/multi30k-ende") : a->model,
+                                          a->weights == "bf16");
     auto run = [&](const std::vector<std::string>& lines) {
       const auto results = translator.translate(lines, a->opt);
       for (size_t i = 0; i < lines.size(); ++i) {

@@ -13,6 +13,9 @@ struct GlobalOptions {
 };
 const GlobalOptions& global_options();
 
+// --weights f32|bf16 (generate, translate): how matrices are stored while decoding.
+void add_weights_option(CLI::App* cmd, std::string& weights);
+
 void register_version(CLI::App& app);
 void register_demo(CLI::App& app);
 void register_bleu(CLI::App& app);

@@ -13,6 +13,13 @@ namespace tcat::cli {
 static GlobalOptions g_options;
 const GlobalOptions& global_options() { return g_options; }
 
+void add_weights_option(CLI::App* cmd, std::string& weights) {
+  cmd->add_option("--weights", weights,
+                  "weight storage while decoding: f32, or bf16 for every matrix (half the bytes read per "
+                  "token; products stay f32)")
+      ->check(CLI::IsMember({"f32", "bf16"}));
+}
+
 }  // namespace tcat::cli
 
 int main(int argc, char** argv) {
