@@ -4,6 +4,8 @@
 #include <cmath>
 #include <limits>
 
+#include "generate/search.h"
+
 namespace tcat::generate {
 namespace {
 
@@ -49,10 +51,7 @@ void force_eos(float* scores, int64_t vocab, int64_t forced_eos) {
 }
 
 void log_softmax_row(const float* logits, int64_t vocab, std::vector<float>& out) {
-  const float top = *std::max_element(logits, logits + vocab);
-  double sum = 0;
-  for (int64_t v = 0; v < vocab; ++v) sum += std::exp(double(logits[v] - top));
-  const float log_sum = float(std::log(sum)) + top;
+  const float log_sum = log_sum_exp(logits, vocab);
   out.resize(size_t(vocab));
   for (int64_t v = 0; v < vocab; ++v) out[size_t(v)] = logits[v] - log_sum;
 }

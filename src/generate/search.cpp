@@ -1,6 +1,7 @@
 #include "generate/search.h"
 
 #include <algorithm>
+#include <cmath>
 #include <limits>
 
 #include "autograd/ops.h"
@@ -35,6 +36,13 @@ void forbid_tokens(float* row, int64_t generated, int64_t pad_id, const SearchLi
   constexpr float kNever = -std::numeric_limits<float>::infinity();
   if (pad_id != limits.eos_id) row[pad_id] = kNever;
   if (generated < limits.min_len) row[limits.eos_id] = kNever;
+}
+
+float log_sum_exp(const float* logits, int64_t vocab) {
+  const float top = *std::max_element(logits, logits + vocab);
+  double sum = 0;
+  for (int64_t v = 0; v < vocab; ++v) sum += std::exp(double(logits[v] - top));
+  return float(std::log(sum)) + top;
 }
 
 void best_tokens(const float* row, int64_t vocab, int64_t n, std::vector<ScoredToken>& out) {

@@ -31,6 +31,10 @@ struct ScoredToken {
   float score;
   int64_t token;
 };
+// log(sum_v exp(logits[v])) over one row, stable (max subtracted, summed in double): a token's
+// log-probability is logits[token] minus this.
+float log_sum_exp(const float* logits, int64_t vocab);
+
 // The n highest entries of row[0, vocab) into `out`, best first (the lower id first among equal
 // scores); -inf entries are never taken.
 void best_tokens(const float* row, int64_t vocab, int64_t n, std::vector<ScoredToken>& out);

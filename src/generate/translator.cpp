@@ -9,6 +9,7 @@
 
 #include "data/batch.h"
 #include "generate/causal_lm.h"
+#include "generate/search.h"
 #include "tokenizer/load.h"
 #include "tokenizer/sentencepiece.h"
 
@@ -22,13 +23,6 @@ bool is_hf_folder(const std::string& path) {
   std::ifstream in(config);
   const nlohmann::json j = nlohmann::json::parse(in, nullptr, false);
   return j.is_object() && j.contains("model_type");
-}
-
-float log_probability(const float* logits, int64_t vocab, int64_t token) {
-  const float top = *std::max_element(logits, logits + vocab);
-  double sum = 0;
-  for (int64_t v = 0; v < vocab; ++v) sum += std::exp(double(logits[v] - top));
-  return logits[token] - top - float(std::log(sum));
 }
 
 }  // namespace
@@ -71,7 +65,7 @@ Translation Translator::translate_hf(const std::vector<int64_t>& source, const T
     Rng unused(0);  // greedy draws nothing
     const auto tokens = continue_source(*model_, source, c.decoder_start_id, co, unused,
                                         [&](int64_t token, const float* logits) {
-                                          logprob += log_probability(logits, config().vocab, token);
+                                          logprob += logits[token] - log_sum_exp(logits, config().vocab);
                                           return true;
                                         });
     return {tokenizer_->decode(tokens), logprob / float(tokens.size()), logprob};
