@@ -111,7 +111,12 @@ HfModel load_hf_model(const std::string& dir) {
     auto param = params.find(m.param);
     TCAT_CHECK(param != params.end(), "{} tensor map names parameter '{}', which the model does not have",
                family.model_type, m.param);
-    std::vector<std::pair<std::string, Tensor>> parts;  // stored name, tensor as stored
+    struct Part {
+      std::string name;  // as stored
+      Tensor stored;
+      int64_t rows;  // in the parameter's layout
+    };
+    std::vector<Part> parts;
     Shape shape;  // of the parts stacked in the parameter's layout
     for (const models::HfTensor& part : m.parts) {
       const std::string stored = files.find(part.name, family.base_prefix);
@@ -127,11 +132,11 @@ HfModel load_hf_model(const std::string& dir) {
       } else {
         shape[0] += part_shape[0];
       }
-      parts.emplace_back(stored, files.stored(stored));
+      parts.push_back({stored, files.stored(stored), part_shape[0]});
     }
     TCAT_CHECK(shape == param->second.shape(), "{}: parameter '{}' is {} but its tensors give {}",
                family.model_type, m.param, shape_str(param->second.shape()), shape_str(shape));
-    const Tensor& first = parts.front().second;
+    const Tensor& first = parts.front().stored;
     const bool view = parts.size() == 1 && first.dtype() == DType::F32 && first.storage()->mapped() &&
                       (m.layout == models::HfLayout::Same || m.layout == models::HfLayout::RowVector);
     if (view) {
@@ -140,11 +145,10 @@ HfModel load_hf_model(const std::string& dir) {
       // A copy, after which the file pages it read are released: only the copy stays resident.
       Tensor value = Tensor::empty(shape);
       int64_t row = 0;
-      for (const auto& [name, stored] : parts) {
-        const int64_t rows = param_shape(stored.shape(), m)[0];
-        copy_to_param_layout(stored, m, value.slice(0, row, row + rows));
-        files.release(name);
-        row += rows;
+      for (const Part& part : parts) {
+        copy_to_param_layout(part.stored, m, value.slice(0, row, row + part.rows));
+        files.release(part.name);
+        row += part.rows;
       }
       param->second.value() = value;
     }
