@@ -85,27 +85,31 @@ struct Lanes<bf16> {
 // Weight elements per cache line: the k loop below consumes one line of each weight row per pass.
 template <typename W>
 constexpr int64_t kLineElements = 64 / int64_t(sizeof(W));
-// How far ahead of its read position each f32 weight row prefetches: a few lines per row keep
-// enough reads in flight, and R rows of it stay far below the L1 cache.
+// How far ahead of its read position each row prefetches when it does not sweep: a few lines
+// per row keep enough reads in flight, and R rows of it stay far below the L1 cache.
 constexpr int64_t kPrefetchBytes = 512;
+// Groups of R weight rows up to this size are swept (below). Measured on Zen 3: sweeping was faster
+// for bf16 groups up to 24 KB (K = 3072) and for f32 groups of 8-12 KB (K = 512 and 768: batch-1
+// translation +4-9%); prefetching ahead was faster for f32 groups of 48 KB (K = 3072).
+constexpr int64_t kSweepGroupBytes = 24 << 10;
 
-// Issues pass k's R prefetches (one line per weight row read). f32 rows prefetch kPrefetchBytes
-// ahead, running on into the rows at `next` (the R rows read after these, if any) near the end.
-// bf16 rows sweep `next`'s R rows in memory order instead, R lines per pass, so the next group
-// has arrived when it starts; on Zen 3 this streamed bf16 weights faster and f32 weights slower
-// (a group of f32 rows, up to 48 KB, outgrows the L1 cache).
+// Issues pass k's R prefetches (one line per weight row read). Small groups sweep `next` (the R
+// rows read after these, if any) in memory order, R lines per pass, so the next group has
+// arrived when it starts. Larger groups prefetch kPrefetchBytes ahead in each row, running on
+// into the rows of `next` near the end (sweeping a group that outgrows the L1 cache evicts lines
+// before they are read).
 template <int R, typename W>
 [[gnu::always_inline]] inline void prefetch_pass(const W* w, int64_t ldw, int64_t K, int64_t k, const W* next) {
-  if constexpr (sizeof(W) == sizeof(float)) {
+  if (R * K * int64_t(sizeof(W)) <= kSweepGroupBytes) {
+    if (!next) return;
+    const char* sweep = reinterpret_cast<const char*>(next) + k / kLineElements<W> * R * 64;
+    for (int r = 0; r < R; ++r) __builtin_prefetch(sweep + r * 64, 0, 0);
+  } else {
     constexpr int64_t ahead = kPrefetchBytes / int64_t(sizeof(W));
     if (k + ahead >= K && !next) return;
     for (int r = 0; r < R; ++r)  // (short rows: stay inside row r of `next`)
       __builtin_prefetch(k + ahead < K ? w + r * ldw + k + ahead : next + r * ldw + std::min(k + ahead - K, K - 1), 0,
                          0);
-  } else {
-    if (!next) return;
-    const char* sweep = reinterpret_cast<const char*>(next) + k / kLineElements<W> * R * 64;
-    for (int r = 0; r < R; ++r) __builtin_prefetch(sweep + r * 64, 0, 0);
   }
 }
 
