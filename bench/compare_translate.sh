@@ -4,9 +4,13 @@
 # d 512, 8 heads, d_ff 2048, swish, vocab 58101, random fp32 weights), same thread count, for
 # (batch 32, beam 1), (32, 4), (1, 1) and (1, 4). Plan: bench/data/translation_inputs.json
 # (bench/translation_plan.py; batch 32 = 512 sentences, 8928 target tokens; batch 1 = 64 sentences,
-# 1081 target tokens; every output length forced). Also measures the memory read bandwidth with
-# ../shared/bench/peers/membw.c and shows tcat's batch-1 greedy speed as a share of the limit that
-# bandwidth sets (every decoder step reads all decoder weights and the output projection).
+# 1081 target tokens; every output length forced). The memory read bandwidth probe
+# (../shared/bench/peers/membw.c) runs before each of tcat's timed passes: batch-1 greedy is reported
+# as the median over passes of speed / the limit that pass's bandwidth sets (every decoder step reads
+# all decoder weights and the output projection). Batch 32 beam 4 is bound by arithmetic instead:
+# its FLOPs per pass over the time give tcat's GFLOP/s, set against this machine's sgemm rate
+# (../shared/bench/peers/gemm_check.py, same run) and against CTranslate2's share of its own
+# machine's sgemm rate.
 #
 # Prints: the CPU; the bandwidth; per configuration the torch and tcat JSON lines, the tcat/torch
 # throughput ratio, and the HF transformers / CTranslate2 figures of RESULTS-translation.md for the
@@ -32,8 +36,7 @@ INPUTS=bench/data/translation_inputs.json
 [ -x "$BUILD/bench/membw" ] || gcc -Ofast -march=native -fopenmp "$PEERS/membw.c" -o "$BUILD/bench/membw"
 
 echo "cpu: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), threads $THREADS, runs $RUNS"
-MEMBW=$(OMP_NUM_THREADS="$THREADS" "$BUILD/bench/membw" "${TCAT_MEMBW_MIB:-2048}")
-echo "$MEMBW"
+MEMBW="OMP_NUM_THREADS=$THREADS $BUILD/bench/membw ${TCAT_MEMBW_MIB:-2048}"
 
 torch_run() {
   env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE LD_LIBRARY_PATH=/usr/lib/x86_64-linux-gnu/openblas-openmp \
@@ -41,17 +44,21 @@ torch_run() {
     /usr/bin/python3 bench/torch_translate.py "$THREADS" "$1" "$2" "$RUNS" --inputs "$INPUTS" \
     --max-batches "$MAX_BATCHES"
 }
+# sgemm rate of this machine (first line of the peers' gemm_check.py): the bound of batch 32 beam 4.
+SGEMM=$(env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE LD_LIBRARY_PATH=/usr/lib/x86_64-linux-gnu/openblas-openmp \
+  OMP_NUM_THREADS="$THREADS" OPENBLAS_NUM_THREADS="$THREADS" /usr/bin/python3 "$PEERS/gemm_check.py" "$THREADS" | head -1)
 TORCH=$(torch_run 32 1; torch_run 32 4; torch_run 1 1; torch_run 1 4)
 TCAT=$(OMP_NUM_THREADS="$THREADS" "$BUILD/bench/translate_decode" --inputs "$INPUTS" --threads "$THREADS" \
-  --runs "$RUNS" --max-batches "$MAX_BATCHES")
+  --runs "$RUNS" --max-batches "$MAX_BATCHES" --membw "$MEMBW")
 
-/usr/bin/python3 - "$THREADS" "$MAX_BATCHES" "$MEMBW" "$TORCH" "$TCAT" <<'PY'
-import json, re, sys
+/usr/bin/python3 - "$THREADS" "$MAX_BATCHES" "$INPUTS" "$SGEMM" "$TORCH" "$TCAT" <<'PY'
+import json, re, statistics, sys
 
-threads, max_batches, membw = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3]
+threads, max_batches, inputs = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3]
+sgemm_gflops = float(re.search(r"GFLOP/s ([0-9.]+)", sys.argv[4]).group(1))
 key = lambda r: (r["batch"], r["beam"])
-torch = {key(r): r for r in map(json.loads, sys.argv[4].splitlines())}
-tcat = {key(r): r for r in map(json.loads, sys.argv[5].splitlines())}
+torch = {key(r): r for r in map(json.loads, sys.argv[5].splitlines())}
+tcat = {key(r): r for r in map(json.loads, sys.argv[6].splitlines())}
 
 # RESULTS-translation.md (2026-11-25, AMD EPYC Zen 5 with AVX-512, full plan, median of 3):
 # target tokens/s of HF transformers 4.36.2 (torch 1.13.1) and CTranslate2 4.8.1 fp32.
@@ -60,6 +67,7 @@ PEER_TOK_S = {
     1: {(32, 1): (288.8, 527.6), (32, 4): (108.9, 250.4), (1, 1): (28.3, 34.6), (1, 4): (25.5, 32.0)},
 }
 ZEN5_MEMBW = {1: 19.1, 2: 25.7}
+ZEN5_SGEMM_GFLOPS = {1: 145, 2: 222}  # sgemm 1024^3 through torch/OpenBLAS there (gemm_check.py)
 
 if max_batches:
     print(f"NOTE: only the first {max_batches} batches of each plan were timed: a check of the script, "
@@ -76,24 +84,49 @@ for config in [(32, 1), (32, 4), (1, 1), (1, 4)]:
         print(f"context, other CPU (Zen 5, AVX-512), {threads} thr: "
               f"HF transformers {hf} tok/s, CTranslate2 {ct2} tok/s")
 
-# Batch-1 greedy reads every decoder weight and the output projection once per step.
 d, d_ff, layers, vocab = 512, 2048, 6, 58101
 linear = lambda n_in, n_out: n_in * n_out + n_out
-# self-attention q, k, v, o; cross-attention q, o; FFN; 3 LayerNorms
+# Batch-1 greedy reads every decoder weight and the output projection once per step:
+# self-attention q, k, v, o; cross-attention q, o; FFN; 3 LayerNorms.
 per_layer = 4 * linear(d, d) + 2 * linear(d, d) + linear(d, d_ff) + linear(d_ff, d) + 3 * 2 * d
 step_bytes = 4 * (layers * per_layer + vocab * d)
-gbps = float(re.search(r"best_read_GBps=([0-9.]+)", membw).group(1))
-ceiling = gbps * 1e9 / step_bytes
 greedy1 = tcat[(1, 1)]
+shares = [greedy1["target_tokens"] / t / (gbps * 1e9 / step_bytes) for t, gbps in zip(greedy1["times"], greedy1["membw_GBps"])]
+gbps = statistics.median(greedy1["membw_GBps"])
+ceiling = gbps * 1e9 / step_bytes
 print(f"\nbandwidth limit, batch 1 greedy: {step_bytes / 1e6:.1f} MB of fp32 weights per decoder step "
       f"(6 decoder layers without the cross-attention K/V, which are computed once, + the 58101 x 512 output "
-      f"projection) at {gbps:.1f} GB/s = {step_bytes / gbps / 1e6:.2f} ms per step, at most {ceiling:.1f} tok/s")
-print(f"tcat batch 1 greedy: {greedy1['tok_per_s']:.1f} tok/s = "
-      f"{100 * greedy1['tok_per_s'] / ceiling:.0f}% of that limit "
-      f"({greedy1['ms_per_step']:.2f} ms per step, encoder time included)")
+      f"projection); the probe ran before each pass: {', '.join(f'{g:.1f}' for g in greedy1['membw_GBps'])} GB/s "
+      f"(median {gbps:.1f} GB/s = {step_bytes / gbps / 1e6:.2f} ms per step, at most {ceiling:.1f} tok/s)")
+print(f"tcat batch 1 greedy: {greedy1['tok_per_s']:.1f} tok/s ({greedy1['ms_per_step']:.2f} ms per step, encoder "
+      f"time included) = {100 * statistics.median(shares):.0f}% of the limit (median over passes of speed / that "
+      f"pass's limit; passes {', '.join(f'{100 * x:.0f}%' for x in shares)})")
 if threads in ZEN5_MEMBW:
     hf, ct2 = PEER_TOK_S[threads][(1, 1)]
     zen5_ceiling = ZEN5_MEMBW[threads] * 1e9 / step_bytes
     print(f"context: on the Zen 5 ({ZEN5_MEMBW[threads]} GB/s with {threads} thr, limit {zen5_ceiling:.0f} tok/s) "
           f"CTranslate2 reached {100 * ct2 / zen5_ceiling:.0f}% and HF {100 * hf / zen5_ceiling:.0f}%")
+
+# Batch 32 beam 4 is bound by arithmetic: every beam row of every step multiplies through the decoder
+# and the 58101 x 512 output projection. Multiply-adds of the full plan (attention scores and
+# LayerNorms left out: under 1%): decoder rows x steps, encoder and cross-attention K/V per padded
+# source token.
+plan = json.load(open(inputs))
+dec_flops_per_row_step = 2 * (layers * (6 * d * d + 2 * d * d_ff) + vocab * d)
+enc_flops_per_token = 2 * layers * (4 * d * d + 2 * d * d_ff + 2 * d * d)
+flops = 0
+for chunk in plan["plans"]["32"][:max_batches or None]:
+    width = max(plan["src_lens"][r] for r in chunk["rows"])
+    flops += len(chunk["rows"]) * (4 * chunk["target_len"] * dec_flops_per_row_step + width * enc_flops_per_token)
+beam4 = tcat[(32, 4)]
+tcat_gflops = flops / beam4["median_s"] / 1e9
+print(f"\nbatch 32 beam 4: {flops / 1e12:.2f} TFLOP per pass; tcat {tcat_gflops:.0f} GFLOP/s = "
+      f"{100 * tcat_gflops / sgemm_gflops:.0f}% of this machine's sgemm 1024^3 ({sgemm_gflops:.0f} GFLOP/s, "
+      f"torch/OpenBLAS, same run)")
+if threads in ZEN5_SGEMM_GFLOPS and not max_batches:
+    ct2_gflops = flops / (beam4["target_tokens"] / PEER_TOK_S[threads][(32, 4)][1]) / 1e9
+    share = ct2_gflops / ZEN5_SGEMM_GFLOPS[threads]
+    print(f"context: CTranslate2 on the Zen 5 {ct2_gflops:.0f} GFLOP/s = {100 * share:.0f}% of the "
+          f"{ZEN5_SGEMM_GFLOPS[threads]} GFLOP/s sgemm measured there; 1.5x CTranslate2 at the same share of "
+          f"the peak would take {150 * share:.0f}% of a machine's sgemm rate")
 PY

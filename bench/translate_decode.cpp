@@ -8,7 +8,8 @@
 // sinusoidal positions, scaled embeddings tied across encoder, decoder and output), vocabulary
 // and ids from the JSON (58101; pad = decoder start = 58100, </s> = 0), fp32.
 // Prints one JSON line per (batch, beam): the median of `runs` timed passes over the plan after one
-// warm-up batch; the time includes the encoder and the search.
+// warm-up batch; the time includes the encoder and the search. --membw CMD runs the bandwidth probe
+// (membw.c) before each pass and lists its readings beside the pass times.
 #include <fmt/core.h>
 
 #include <algorithm>
@@ -30,6 +31,7 @@ namespace {
 struct Settings {
   std::string inputs = "bench/data/translation_inputs.json";
   int threads = 2, runs = 3, only_batch = 0, only_beam = 0, max_batches = 0;
+  std::string membw;  // bandwidth probe command; empty: none
 };
 
 struct Plan {
@@ -102,8 +104,9 @@ void run(const models::Transformer& model, const Plan& plan, const Settings& s, 
     steps += b.target_len;
   }
   decode(model, plan, batches.front(), beam);  // warm-up: caches, allocator, oneDNN kernels
-  std::vector<double> times;
+  std::vector<double> times, bandwidths;
   for (int r = 0; r < s.runs; ++r) {
+    if (!s.membw.empty()) bandwidths.push_back(bench::membw_probe(s.membw));
     double total = 0;
     for (const Batch& b : batches) total += decode(model, plan, b, beam);
     times.push_back(total);
@@ -121,6 +124,7 @@ void run(const models::Transformer& model, const Plan& plan, const Settings& s, 
                      {"tok_per_s", double(target_tokens) / median},
                      {"ms_per_step", median / double(steps) * 1e3},
                      {"batches", batches.size()}};
+  if (!bandwidths.empty()) out["membw_GBps"] = bandwidths;
   bench::print_json_line(out);
 }
 
@@ -136,10 +140,11 @@ int main(int argc, char** argv) {
     else if (!std::strcmp(argv[i], "--batch")) s.only_batch = std::atoi(value());
     else if (!std::strcmp(argv[i], "--beam")) s.only_beam = std::atoi(value());
     else if (!std::strcmp(argv[i], "--max-batches")) s.max_batches = std::atoi(value());
+    else if (!std::strcmp(argv[i], "--membw")) s.membw = value();
     else {
       fmt::print(stderr,
                  "usage: {} [--inputs bench/data/translation_inputs.json] [--threads N] [--runs N] [--batch 1|32] "
-                 "[--beam K] [--max-batches N]\n"
+                 "[--beam K] [--max-batches N] [--membw CMD]\n"
                  "  default: batch 32 and 1, beam 1 and 4, 3 runs; --max-batches N times only the first N batches "
                  "of the plan (quick checks)\n",
                  argv[0]);
