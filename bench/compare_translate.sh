@@ -46,7 +46,8 @@ torch_run() {
 }
 # sgemm rate of this machine (first line of the peers' gemm_check.py): the bound of batch 32 beam 4.
 SGEMM=$(env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE LD_LIBRARY_PATH=/usr/lib/x86_64-linux-gnu/openblas-openmp \
-  OMP_NUM_THREADS="$THREADS" OPENBLAS_NUM_THREADS="$THREADS" /usr/bin/python3 "$PEERS/gemm_check.py" "$THREADS" | head -1)
+  OMP_NUM_THREADS="$THREADS" OPENBLAS_NUM_THREADS="$THREADS" /usr/bin/python3 "$PEERS/gemm_check.py" "$THREADS")
+SGEMM=$(echo "$SGEMM" | head -1)
 TORCH=$(torch_run 32 1; torch_run 32 4; torch_run 1 1; torch_run 1 4)
 TCAT=$(OMP_NUM_THREADS="$THREADS" "$BUILD/bench/translate_decode" --inputs "$INPUTS" --threads "$THREADS" \
   --runs "$RUNS" --max-batches "$MAX_BATCHES" --membw "$MEMBW")
