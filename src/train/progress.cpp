@@ -3,6 +3,7 @@
 #include <fmt/core.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdio>
 
 namespace tcat::train {
@@ -42,8 +43,8 @@ void ProgressReporter::update(const ProgressFields& f) {
     std::string bar;
     if (f.total_steps > 0) {
       const int width = 24;
-      const int filled = int(double(width) * double(f.step) / double(f.total_steps));
-      bar = "[" + std::string(size_t(std::min(filled, width)), '#') + std::string(size_t(width - std::min(filled, width)), '.') + "] ";
+      const int filled = std::clamp(int(double(width) * double(f.step) / double(f.total_steps)), 0, width);
+      bar = fmt::format("[{}{}] ", std::string(size_t(filled), '#'), std::string(size_t(width - filled), '.'));
     }
     fmt::print(stderr, "\r{}{}\x1b[K", bar, stats);
     std::fflush(stderr);
