@@ -63,7 +63,9 @@ nlohmann::json hf_config_json(const HfModelConfig& config) {
   TCAT_CHECK(config.family, "hf_config_json: no model family");
   nlohmann::json j = config.family->to_hf_config(config.arch);
   j["model_type"] = config.family->model_type;
-  j["architectures"] = {config.family->architecture};
+  TCAT_CHECK(config.arch.output_head || !config.family->base_architecture.empty(),
+             "{} models are saved with their output head", config.family->model_type);
+  j["architectures"] = {config.arch.output_head ? config.family->architecture : config.family->base_architecture};
   j["torch_dtype"] = "float32";
   if (config.bos_id >= 0) j["bos_token_id"] = config.bos_id;
   if (config.pad_id >= 0) j["pad_token_id"] = config.pad_id;

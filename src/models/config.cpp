@@ -81,6 +81,9 @@ void ArchConfig::validate() const {
     throw UsageError(fmt::format("config: layer counts must not be negative ({} / {})", enc_layers, dec_layers));
   if (layout != Layout::DecoderOnly && enc_layers == 0) throw UsageError("config: this layout needs enc_layers > 0");
   if (layout != Layout::EncoderOnly && dec_layers == 0) throw UsageError("config: this layout needs dec_layers > 0");
+  if (!output_head && (layout != Layout::EncoderOnly || output_transform || output_bias))
+    throw UsageError("config: only an encoder-only model can go without an output head (and then without "
+                     "output_transform and output_bias)");
   if (!(dropout >= 0.0f && dropout < 1.0f)) throw UsageError(fmt::format("config: dropout {} not in [0, 1)", dropout));
   if (!(norm_eps > 0.0f)) throw UsageError(fmt::format("config: norm_eps must be positive, got {}", norm_eps));
   if (position_offset < 0)
@@ -133,6 +136,7 @@ nlohmann::json ArchConfig::to_json() const {
           {"embed_dim", embed_dim},
           {"type_vocab", type_vocab},
           {"share_layers", share_layers},
+          {"output_head", output_head},
           {"output_transform", output_transform},
           {"output_bias", output_bias},
           {"activation", enum_to_string(activation)},
@@ -191,6 +195,7 @@ ArchConfig ArchConfig::from_json(const nlohmann::json& j) {
   get("embed_dim", c.embed_dim);
   get("type_vocab", c.type_vocab);
   get("share_layers", c.share_layers);
+  get("output_head", c.output_head);
   get("output_transform", c.output_transform);
   get("output_bias", c.output_bias);
   get_enum("activation", c.activation);

@@ -39,6 +39,7 @@ struct ArchConfig {
   int64_t embed_dim = 0;
   int64_t type_vocab = 0;         // token-type (segment) table; every token is type 0 (BERT); 0 = none
   bool share_layers = false;      // all layers of a stack run one block's parameters (ALBERT)
+  bool output_head = true;        // false: an encoder giving hidden states only, no output projection (HF base models)
   bool output_transform = false;  // dense to the embedding width, activation, norm before the output (MLM heads)
   bool output_bias = false;       // a bias [vocab] added to the logits (MLM decoders, BART's final_logits_bias)
   float output_scale = 1.0f;      // hidden states multiplied by it before the output projection (tied T5: d^-0.5)

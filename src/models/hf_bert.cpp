@@ -2,7 +2,11 @@
 // token-type embeddings and an embedding LayerNorm, an MLM head (dense, activation, LayerNorm,
 // decoder tied to the word embeddings, bias). RoBERTa's positions start at pad_token_id + 1;
 // ELECTRA's embeddings may be narrower than the hidden size and are then projected up.
+// Checkpoints of base classes (BertModel, ElectraForPreTraining, ...) load without the head.
 #include <fmt/format.h>
+
+#include <initializer_list>
+#include <string>
 
 #include "models/hf_family.h"
 
@@ -58,12 +62,30 @@ void bert_layers(HfTensorMap& m, const std::string& prefix, const ArchConfig& c)
   }
 }
 
+// Checkpoints of the classes in `with_head` carry the MLM head; any other class named in
+// "architectures" (BertModel, ElectraForPreTraining's discriminator, a sequence classifier) is
+// loaded as the encoder alone, giving hidden states only. No "architectures": with the head.
+void mlm_head_only_for(const HfConfigReader& r, std::initializer_list<const char*> with_head, ArchConfig& c) {
+  const nlohmann::json& j = r.json();
+  if (!j.contains("architectures") || !j["architectures"].is_array() || j["architectures"].empty() ||
+      !j["architectures"][0].is_string())
+    return;
+  const std::string name = j["architectures"][0].get<std::string>();
+  for (const char* head_class : with_head)
+    if (name == head_class) return;
+  c.output_head = c.output_transform = c.output_bias = false;
+}
+
 // RoBERTa and ELECTRA hard-wire gelu in their MLM heads; tcat's head uses the model's activation.
 void require_gelu(const HfConfigReader& r, const ArchConfig& c) {
   if (c.activation != nn::Activation::GELU) r.reject("hidden_act", "only gelu is supported by this family's MLM head");
 }
 
-ArchConfig bert_to_arch(const HfConfigReader& r) { return bert_arch(r); }
+ArchConfig bert_to_arch(const HfConfigReader& r) {
+  ArchConfig c = bert_arch(r);
+  mlm_head_only_for(r, {"BertForMaskedLM", "BertForPreTraining"}, c);
+  return c;
+}
 
 std::vector<HfMapping> bert_tensors(const ArchConfig& c) {
   HfTensorMap m;
@@ -83,6 +105,7 @@ ArchConfig roberta_to_arch(const HfConfigReader& r) {
   c.max_positions -= c.position_offset;
   if (c.max_positions <= 0)
     r.reject("max_position_embeddings", fmt::format("leaves no positions after the offset {}", c.position_offset));
+  mlm_head_only_for(r, {"RobertaForMaskedLM"}, c);
   return c;
 }
 
@@ -99,6 +122,7 @@ ArchConfig electra_to_arch(const HfConfigReader& r) {
   require_gelu(r, c);
   const int64_t embedding_size = r.size_or("embedding_size", c.d_model);
   c.embed_dim = embedding_size != c.d_model ? embedding_size : 0;  // ELECTRA projects only when they differ
+  mlm_head_only_for(r, {"ElectraForMaskedLM"}, c);
   return c;
 }
 
@@ -121,18 +145,19 @@ std::vector<HfMapping> electra_tensors(const ArchConfig& c) {
 }  // namespace
 
 const HfFamily& bert_family() {
-  static const HfFamily f{"bert", "BertForMaskedLM", "bert.", bert_to_arch, bert_config, bert_tensors};
+  static const HfFamily f{"bert", "BertForMaskedLM", "bert.", bert_to_arch, bert_config, bert_tensors, "BertModel"};
   return f;
 }
 
 const HfFamily& roberta_family() {
-  static const HfFamily f{"roberta", "RobertaForMaskedLM", "roberta.", roberta_to_arch, bert_config, roberta_tensors};
+  static const HfFamily f{"roberta",   "RobertaForMaskedLM", "roberta.", roberta_to_arch,
+                          bert_config, roberta_tensors,      "RobertaModel"};
   return f;
 }
 
 const HfFamily& electra_family() {
-  static const HfFamily f{"electra", "ElectraForMaskedLM", "electra.", electra_to_arch, electra_config,
-                          electra_tensors};
+  static const HfFamily f{"electra",      "ElectraForMaskedLM", "electra.", electra_to_arch,
+                          electra_config, electra_tensors,      "ElectraModel"};
   return f;
 }
 

@@ -136,6 +136,7 @@ void bert_embeddings(HfTensorMap& m, const std::string& prefix, const ArchConfig
 
 void mlm_head(HfTensorMap& m, const std::string& dense, const std::string& norm, const std::string& bias,
               const std::string& decoder, const ArchConfig& c) {
+  if (!c.output_head) return;
   const int64_t w = c.embed_width();
   m.linear("head.dense", dense, w, c.d_model, true);
   m.norm("head.norm", norm, w, true);

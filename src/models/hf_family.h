@@ -100,6 +100,9 @@ struct HfFamily {
   // The family's config.json fields for `c` (model_type and architectures added by the caller).
   nlohmann::json (*to_hf_config)(const ArchConfig& c);
   std::vector<HfMapping> (*tensors)(const ArchConfig& c);
+  // The base model's class ("BertModel"), written on save when the model has no output head;
+  // empty for families always loaded with their head.
+  std::string base_architecture = "";
 };
 
 const HfFamily& gpt2_family();

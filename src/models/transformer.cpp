@@ -132,7 +132,7 @@ Transformer::Transformer(const ArchConfig& config, const nn::Init& init) : cfg_(
     head_.add("norm", *head_norm_);
     add_module("head", head_);
   }
-  if (!cfg_.tie_output) {
+  if (cfg_.output_head && !cfg_.tie_output) {
     lm_head_ = std::make_unique<nn::Linear>(cfg_.output_transform ? width : cfg_.d_model, cfg_.vocab, false, init);
     add_module("lm_head", *lm_head_);
   }
@@ -228,6 +228,9 @@ Var Transformer::position_bias(const nn::Embedding* table, int64_t first_query, 
 }
 
 Var Transformer::project(const Var& hidden) const {
+  if (!cfg_.output_head)
+    throw UsageError("this model has no output head (a base checkpoint such as BertModel or "
+                     "ElectraForPreTraining): it gives hidden states only");
   Var h = cfg_.output_scale != 1.0f ? ag::scale(hidden, cfg_.output_scale) : hidden;
   if (head_dense_) h = head_norm_->forward(nn::activate(head_dense_->forward(h), cfg_.activation));
   return ag::linear(h, lm_head_ ? lm_head_->weight : target_table().weight, output_bias_);

@@ -1,6 +1,8 @@
 // Pooled vectors and fill-mask predictions of a Hugging Face encoder, checked against the BERT
 // fixture's reference.json (last_hidden_state and logits from transformers 4.36.2).
+#include <fmt/core.h>
 #include <gtest/gtest.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <cmath>
@@ -11,6 +13,7 @@
 #include <numeric>
 
 #include "io/hf_model.h"
+#include "io/safetensors.h"
 #include "models/encoder_tasks.h"
 
 using namespace tcat;
@@ -75,6 +78,45 @@ TEST_F(HfEncoderTasks, FillMaskRanksTheReferenceLogitsAtEveryMaskPosition) {
       EXPECT_NEAR(p.top[k].probability, std::exp(logits[order[k]] - top) / sum, 1e-5) << "rank " << k;
     }
   }
+}
+
+// A base-model checkpoint (config "architectures": ["BertModel"], no cls.* tensors) loads as the
+// encoder alone: the same pooled vectors as the full checkpoint, a clear error for fill-mask, and
+// it saves back as a BertModel without head tensors.
+TEST_F(HfEncoderTasks, BaseCheckpointWithoutTheHeadGivesTheSameVectors) {
+  const fs::path dir = fs::temp_directory_path() / fmt::format("tcat_bert_base_{}", ::getpid());
+  fs::remove_all(dir);
+  fs::create_directories(dir);
+  nlohmann::json config = nlohmann::json::parse(std::ifstream(bert_fixture() / "config.json"));
+  config["architectures"] = {"BertModel"};
+  std::ofstream(dir / "config.json") << config.dump();
+  const io::SafetensorsFile full = io::SafetensorsFile::open((bert_fixture() / "model.safetensors").string());
+  std::vector<std::pair<std::string, Tensor>> encoder_only;
+  for (const std::string& name : full.names())
+    if (name.rfind("cls.", 0) != 0) encoder_only.emplace_back(name, full.get(name));
+  ASSERT_LT(encoder_only.size(), full.names().size()) << "the fixture has no cls.* head tensors to drop";
+  io::save_safetensors((dir / "model.safetensors").string(), encoder_only);
+
+  const io::HfModel base = io::load_hf_model(dir.string());
+  EXPECT_FALSE(base.config.arch.output_head);
+  const std::vector<std::vector<int64_t>> inputs{input(0), input(1)};
+  const auto want = models::embed_sequences(*loaded_.model, inputs, models::Pooling::Mean);
+  EXPECT_EQ(models::embed_sequences(*base.model, inputs, models::Pooling::Mean), want);
+  try {
+    models::fill_mask(*base.model, input(0), input(0).at(3), 5);
+    ADD_FAILURE() << "fill-mask on a model without a head did not throw";
+  } catch (const UsageError& e) {
+    EXPECT_NE(std::string(e.what()).find("no output head"), std::string::npos) << e.what();
+  }
+
+  const fs::path saved = dir / "saved";
+  io::save_hf_model(*base.model, base.config, saved.string());
+  const nlohmann::json saved_config = nlohmann::json::parse(std::ifstream(saved / "config.json"));
+  EXPECT_EQ(saved_config.at("architectures"), nlohmann::json::array({"BertModel"}));
+  for (const std::string& name : io::SafetensorsFile::open((saved / "model.safetensors").string()).names())
+    EXPECT_EQ(name.find("cls."), std::string::npos) << name;
+  EXPECT_EQ(models::embed_sequences(*io::load_hf_model(saved.string()).model, inputs, models::Pooling::Mean), want);
+  fs::remove_all(dir);
 }
 
 TEST_F(HfEncoderTasks, FillMaskWithoutAMaskTokenIsAUsageError) {
