@@ -26,6 +26,7 @@ ArchConfig to_arch(const HfConfigReader& r) {
   r.require_value("num_hidden_groups", 1);
   r.require_value("inner_group_num", 1);
   r.require_value("position_embedding_type", "absolute");
+  mlm_head_only_for(r, {"AlbertForMaskedLM", "AlbertForPreTraining"}, c);
   return c;
 }
 
@@ -65,7 +66,7 @@ std::vector<HfMapping> tensors(const ArchConfig& c) {
 }  // namespace
 
 const HfFamily& albert_family() {
-  static const HfFamily f{"albert", "AlbertForMaskedLM", "albert.", to_arch, to_hf_config, tensors};
+  static const HfFamily f{"albert", "AlbertForMaskedLM", "albert.", to_arch, to_hf_config, tensors, "AlbertModel"};
   return f;
 }
 

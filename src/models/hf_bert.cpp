@@ -5,9 +5,6 @@
 // Checkpoints of base classes (BertModel, ElectraForPreTraining, ...) load without the head.
 #include <fmt/format.h>
 
-#include <initializer_list>
-#include <string>
-
 #include "models/hf_family.h"
 
 namespace tcat::models {
@@ -60,20 +57,6 @@ void bert_layers(HfTensorMap& m, const std::string& prefix, const ArchConfig& c)
     m.linear(t + "ffn.down", h + "output.dense", d, ff, true);
     m.norm(t + "norm_ffn", h + "output.LayerNorm", d, true);
   }
-}
-
-// Checkpoints of the classes in `with_head` carry the MLM head; any other class named in
-// "architectures" (BertModel, ElectraForPreTraining's discriminator, a sequence classifier) is
-// loaded as the encoder alone, giving hidden states only. No "architectures": with the head.
-void mlm_head_only_for(const HfConfigReader& r, std::initializer_list<const char*> with_head, ArchConfig& c) {
-  const nlohmann::json& j = r.json();
-  if (!j.contains("architectures") || !j["architectures"].is_array() || j["architectures"].empty() ||
-      !j["architectures"][0].is_string())
-    return;
-  const std::string name = j["architectures"][0].get<std::string>();
-  for (const char* head_class : with_head)
-    if (name == head_class) return;
-  c.output_head = c.output_transform = c.output_bias = false;
 }
 
 // RoBERTa and ELECTRA hard-wire gelu in their MLM heads; tcat's head uses the model's activation.

@@ -19,6 +19,7 @@ ArchConfig to_arch(const HfConfigReader& r) {
   c.activation = r.activation("activation", "gelu");
   c.tie_output = r.flag_or("tie_word_embeddings", true);
   r.require_value("sinusoidal_pos_embds", false);
+  mlm_head_only_for(r, {"DistilBertForMaskedLM"}, c);
   return c;
 }
 
@@ -56,7 +57,8 @@ std::vector<HfMapping> tensors(const ArchConfig& c) {
 }  // namespace
 
 const HfFamily& distilbert_family() {
-  static const HfFamily f{"distilbert", "DistilBertForMaskedLM", "distilbert.", to_arch, to_hf_config, tensors};
+  static const HfFamily f{"distilbert", "DistilBertForMaskedLM", "distilbert.", to_arch,
+                          to_hf_config, tensors,                 "DistilBertModel"};
   return f;
 }
 

@@ -134,6 +134,17 @@ void bert_embeddings(HfTensorMap& m, const std::string& prefix, const ArchConfig
   m.norm("encoder.embed_norm", p + "LayerNorm", w, true);
 }
 
+void mlm_head_only_for(const HfConfigReader& r, std::initializer_list<const char*> with_head, ArchConfig& c) {
+  const nlohmann::json& j = r.json();
+  if (!j.contains("architectures") || !j["architectures"].is_array() || j["architectures"].empty() ||
+      !j["architectures"][0].is_string())
+    return;
+  const std::string name = j["architectures"][0].get<std::string>();
+  for (const char* head_class : with_head)
+    if (name == head_class) return;
+  c.output_head = c.output_transform = c.output_bias = false;
+}
+
 void mlm_head(HfTensorMap& m, const std::string& dense, const std::string& norm, const std::string& bias,
               const std::string& decoder, const ArchConfig& c) {
   if (!c.output_head) return;

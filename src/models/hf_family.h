@@ -2,6 +2,7 @@
 // checkpoint tensor becomes a tcat parameter. One small file per family (hf_<type>.cpp) holds only
 // that mapping; reading files and checking shapes is shared (io/hf_model.h).
 #pragma once
+#include <initializer_list>
 #include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
@@ -87,7 +88,13 @@ class HfTensorMap {
 // The embeddings of BERT and the families that keep its module names (RoBERTa, ELECTRA, ALBERT):
 // "<prefix>embeddings.{word,position,token_type}_embeddings" and "<prefix>embeddings.LayerNorm".
 void bert_embeddings(HfTensorMap& m, const std::string& prefix, const ArchConfig& c);
-// An MLM head: transform dense and norm, the logits' bias, and the decoder weight when untied.
+// Encoder checkpoints of the classes in `with_head` carry the MLM head; any other class named in
+// config.json "architectures" (BertModel, ElectraForPreTraining's discriminator, a sequence
+// classifier) is loaded as the encoder alone (output_head false): hidden states only. No
+// "architectures": with the head.
+void mlm_head_only_for(const HfConfigReader& r, std::initializer_list<const char*> with_head, ArchConfig& c);
+// An MLM head: transform dense and norm, the logits' bias, and the decoder weight when untied
+// (nothing for a model without an output head).
 void mlm_head(HfTensorMap& m, const std::string& dense, const std::string& norm, const std::string& bias,
               const std::string& decoder, const ArchConfig& c);
 

@@ -21,10 +21,11 @@ namespace fs = std::filesystem;
 
 namespace {
 
-fs::path bert_fixture() {
+fs::path fixture(const std::string& name) {
   const char* env = std::getenv("TCAT_HF_FIXTURES");
-  return (env ? fs::path(env) : fs::path(TCAT_SOURCE_DIR) / ".." / "shared" / "fixtures" / "hf-tiny") / "bert";
+  return (env ? fs::path(env) : fs::path(TCAT_SOURCE_DIR) / ".." / "shared" / "fixtures" / "hf-tiny") / name;
 }
+fs::path bert_fixture() { return fixture("bert"); }
 
 class HfEncoderTasks : public ::testing::Test {
  protected:
@@ -80,48 +81,61 @@ TEST_F(HfEncoderTasks, FillMaskRanksTheReferenceLogitsAtEveryMaskPosition) {
   }
 }
 
-// A base-model checkpoint (config "architectures": ["BertModel"], no cls.* tensors) loads as the
-// encoder alone: the same pooled vectors as the full checkpoint, a clear error for fill-mask, and
-// it saves back as a BertModel without head tensors.
-TEST_F(HfEncoderTasks, BaseCheckpointWithoutTheHeadGivesTheSameVectors) {
-  const fs::path dir = fs::temp_directory_path() / fmt::format("tcat_bert_base_{}", ::getpid());
-  fs::remove_all(dir);
-  fs::create_directories(dir);
-  nlohmann::json config = nlohmann::json::parse(std::ifstream(bert_fixture() / "config.json"));
-  config["architectures"] = {"BertModel"};
-  std::ofstream(dir / "config.json") << config.dump();
-  const io::SafetensorsFile full = io::SafetensorsFile::open((bert_fixture() / "model.safetensors").string());
-  std::vector<std::pair<std::string, Tensor>> encoder_only;
-  for (const std::string& name : full.names())
-    if (name.rfind("cls.", 0) != 0) encoder_only.emplace_back(name, full.get(name));
-  ASSERT_LT(encoder_only.size(), full.names().size()) << "the fixture has no cls.* head tensors to drop";
-  io::save_safetensors((dir / "model.safetensors").string(), encoder_only);
-
-  const io::HfModel base = io::load_hf_model(dir.string());
-  EXPECT_FALSE(base.config.arch.output_head);
-  const std::vector<std::vector<int64_t>> inputs{input(0), input(1)};
-  const auto want = models::embed_sequences(*loaded_.model, inputs, models::Pooling::Mean);
-  EXPECT_EQ(models::embed_sequences(*base.model, inputs, models::Pooling::Mean), want);
-  try {
-    models::fill_mask(*base.model, input(0), input(0).at(3), 5);
-    ADD_FAILURE() << "fill-mask on a model without a head did not throw";
-  } catch (const UsageError& e) {
-    EXPECT_NE(std::string(e.what()).find("no output head"), std::string::npos) << e.what();
-  }
-
-  const fs::path saved = dir / "saved";
-  io::save_hf_model(*base.model, base.config, saved.string());
-  const nlohmann::json saved_config = nlohmann::json::parse(std::ifstream(saved / "config.json"));
-  EXPECT_EQ(saved_config.at("architectures"), nlohmann::json::array({"BertModel"}));
-  for (const std::string& name : io::SafetensorsFile::open((saved / "model.safetensors").string()).names())
-    EXPECT_EQ(name.find("cls."), std::string::npos) << name;
-  EXPECT_EQ(models::embed_sequences(*io::load_hf_model(saved.string()).model, inputs, models::Pooling::Mean), want);
-  fs::remove_all(dir);
-}
-
 TEST_F(HfEncoderTasks, FillMaskWithoutAMaskTokenIsAUsageError) {
   EXPECT_THROW(models::fill_mask(*loaded_.model, input(0), 511, 5), UsageError);
   EXPECT_THROW(models::fill_mask(*loaded_.model, {511}, 511, 0), UsageError);
+}
+
+// A base-model checkpoint of each encoder family (config "architectures" naming the base class,
+// no MLM head tensors) loads as the encoder alone: the same pooled vectors as the full checkpoint,
+// a clear error for fill-mask, and it saves back as the base class without head tensors.
+TEST(HfBaseCheckpoints, LoadWithoutTheHeadAndGiveTheSameVectors) {
+  struct Case {
+    const char* family;
+    const char* base_class;
+    const char* head_prefix;  // of the head tensors dropped from the checkpoint
+  };
+  for (const Case& c : {Case{"bert", "BertModel", "cls."}, Case{"roberta", "RobertaModel", "lm_head."},
+                        Case{"electra", "ElectraForPreTraining", "generator_"},
+                        Case{"distilbert", "DistilBertModel", "vocab_"}, Case{"albert", "AlbertModel", "predictions."}}) {
+    SCOPED_TRACE(c.family);
+    const fs::path full_dir = fixture(c.family);
+    if (!fs::exists(full_dir / "model.safetensors")) GTEST_SKIP() << "no fixture at " << full_dir;
+    const fs::path dir = fs::temp_directory_path() / fmt::format("tcat_base_{}_{}", c.family, ::getpid());
+    fs::remove_all(dir);
+    fs::create_directories(dir);
+    nlohmann::json config = nlohmann::json::parse(std::ifstream(full_dir / "config.json"));
+    config["architectures"] = {c.base_class};
+    std::ofstream(dir / "config.json") << config.dump();
+    const io::SafetensorsFile full = io::SafetensorsFile::open((full_dir / "model.safetensors").string());
+    std::vector<std::pair<std::string, Tensor>> encoder_only;
+    for (const std::string& name : full.names())
+      if (name.rfind(c.head_prefix, 0) != 0) encoder_only.emplace_back(name, full.get(name));
+    ASSERT_LT(encoder_only.size(), full.names().size()) << "no head tensors named " << c.head_prefix << "*";
+    io::save_safetensors((dir / "model.safetensors").string(), encoder_only);
+
+    const io::HfModel with_head = io::load_hf_model(full_dir.string());
+    const io::HfModel base = io::load_hf_model(dir.string());
+    EXPECT_FALSE(base.config.arch.output_head);
+    const std::vector<std::vector<int64_t>> inputs{{5, 6, 7, 8, 9}, {10, 11, 12}};
+    const auto want = models::embed_sequences(*with_head.model, inputs, models::Pooling::Mean);
+    EXPECT_EQ(models::embed_sequences(*base.model, inputs, models::Pooling::Mean), want);
+    try {
+      models::fill_mask(*base.model, {5, 6, 7}, 6, 5);
+      ADD_FAILURE() << "fill-mask on a model without a head did not throw";
+    } catch (const UsageError& e) {
+      EXPECT_NE(std::string(e.what()).find("no output head"), std::string::npos) << e.what();
+    }
+
+    const fs::path saved = dir / "saved";
+    io::save_hf_model(*base.model, base.config, saved.string());
+    const nlohmann::json saved_config = nlohmann::json::parse(std::ifstream(saved / "config.json"));
+    EXPECT_EQ(saved_config.at("architectures").at(0), base.config.family->base_architecture);
+    for (const std::string& name : io::SafetensorsFile::open((saved / "model.safetensors").string()).names())
+      EXPECT_NE(name.rfind(c.head_prefix, 0), 0u) << name;
+    EXPECT_EQ(models::embed_sequences(*io::load_hf_model(saved.string()).model, inputs, models::Pooling::Mean), want);
+    fs::remove_all(dir);
+  }
 }
 
 }  // namespace
