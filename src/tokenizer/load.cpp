@@ -74,6 +74,13 @@ const std::vector<std::string>& known_tokenizer_files() {
   return names;
 }
 
+void require_tokenizer_fits(const Tokenizer& tok, int64_t model_vocab, const std::string& folder) {
+  if (tok.vocab_size() > model_vocab)
+    throw UsageError(fmt::format("{}: the tokenizer has {} entries but the model's vocabulary has {}: the tokenizer "
+                                 "files do not belong to this model",
+                                 folder, tok.vocab_size(), model_vocab));
+}
+
 std::unique_ptr<Tokenizer> load_tokenizer(const std::string& folder) {
   TCAT_CHECK(fs::is_directory(folder), "tokenizer folder '{}' does not exist or is not a folder", folder);
   std::vector<std::string> files;

@@ -17,6 +17,11 @@ const std::vector<std::string>& known_tokenizer_files();
 // present, sets do_lower_case, strip_accents, tokenize_chinese_chars, extra_ids and the special tokens.
 std::unique_ptr<Tokenizer> load_tokenizer(const std::string& folder);
 
+// Throws UsageError when `tok` can produce ids beyond a model vocabulary of `model_vocab` rows:
+// the tokenizer files in `folder` do not belong to that model. (A model may have more rows than
+// the tokenizer has entries: vocabularies are often padded.)
+void require_tokenizer_fits(const Tokenizer& tok, int64_t model_vocab, const std::string& folder);
+
 // The same choice made from a list of files, dispatching on each file's name: "*.model" other than
 // spiece.model is a LLaMA-style SentencePiece model and "*.bin" a llama2.c tokenizer.
 std::unique_ptr<Tokenizer> load_tokenizer_files(const std::vector<std::string>& files);

@@ -76,4 +76,18 @@ TEST_F(EncoderCli, EmbedPrintsOneVectorPerText) {
   }
 }
 
+// A vocabulary larger than the model's (tokenizer files of another model) is named at load, before
+// any text is tokenized, by both commands.
+TEST_F(EncoderCli, ATokenizerLargerThanTheModelVocabularyIsNamed) {
+  std::ofstream vocab(dir_ / "vocab.txt", std::ios::app);
+  for (int extra = 0; extra < 10; ++extra) vocab << "extra" << extra << "\n";
+  vocab.close();
+  for (const char* command : {"embed", "fill-mask"}) {
+    const auto r = run_tcat(fmt::format("{} -m {} \"the [MASK]\"", command, dir_.string()));
+    EXPECT_EQ(r.exit_code, 2) << command << ": " << r.output;
+    EXPECT_NE(r.output.find("the tokenizer has 522 entries but the model's vocabulary has 512"), std::string::npos)
+        << command << ": " << r.output;
+  }
+}
+
 }  // namespace

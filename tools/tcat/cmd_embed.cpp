@@ -23,6 +23,7 @@ void register_embed(CLI::App& app) {
   cmd->callback([a] {
     const io::HfModel loaded = io::load_hf_model(a->model);
     const auto tok = tokenizer::load_tokenizer(a->model);
+    tokenizer::require_tokenizer_fits(*tok, loaded.config.arch.vocab, a->model);
     std::vector<std::vector<int64_t>> sequences;
     for (const std::string& t : a->text) sequences.push_back(tok->encode_with_special_tokens(t));
     const auto vectors = models::embed_sequences(

@@ -25,6 +25,7 @@ void register_fill_mask(CLI::App& app) {
   cmd->callback([a] {
     const io::HfModel loaded = io::load_hf_model(a->model);
     const auto tok = tokenizer::load_tokenizer(a->model);
+    tokenizer::require_tokenizer_fits(*tok, loaded.config.arch.vocab, a->model);
     if (tok->mask_id() < 0) throw UsageError(fmt::format("the tokenizer in {} has no mask token", a->model));
     const std::vector<int64_t> ids = tok->encode_with_special_tokens(a->text);
     const auto predictions = models::fill_mask(*loaded.model, ids, tok->mask_id(), a->top_k);

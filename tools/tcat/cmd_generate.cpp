@@ -69,6 +69,7 @@ void register_generate(CLI::App& app) {
     if (text_mode) {
       tok = find_tokenizer(a->model);
       if (!tok) throw UsageError(fmt::format("no tokenizer found beside {}: pass the prompt as --ids", a->model));
+      tokenizer::require_tokenizer_fits(*tok, loaded.config.arch.vocab, a->model);
       prompt = tok->encode(a->prompt);
       // Llama-style models (llama2.c included) start every sequence with BOS.
       if (loaded.config.family->model_type == "llama" && loaded.config.bos_id >= 0)
