@@ -72,22 +72,21 @@ bool probe_bf16_native() {
   return make_bf16_matmul(MatmulKey{false, false, 16, 16, 16, 16, 16, 16, 1.0f, 0.0f}).has_value();
 }
 
+TCAT_DISPATCH void widen_span(const bf16* src, int64_t n, float* dst) {
+  for (int64_t i = 0; i < n; ++i) dst[i] = bf16_to_float(src[i]);
+}
+
 // Widens a bf16 matrix (rows x cols with leading dimension ld) to a dense fp32 one.
 std::vector<float> widen(const bf16* src, int64_t rows, int64_t cols, int64_t ld) {
   std::vector<float> out(size_t(rows * cols));
 #pragma omp parallel for if (rows * cols > 65536)
-  for (int64_t r = 0; r < rows; ++r)
-    for (int64_t c = 0; c < cols; ++c) out[size_t(r * cols + c)] = bf16_to_float(src[r * ld + c]);
+  for (int64_t r = 0; r < rows; ++r) widen_span(src + r * ld, cols, out.data() + r * cols);
   return out;
 }
 
 // Weight rows widened per block of the blocked bf16-weight product: the fp32 block stays in the
 // L2 cache while sgemm reads it.
 constexpr int64_t kWidenedBlockBytes = int64_t(256) << 10;
-
-TCAT_DISPATCH void widen_span(const bf16* src, int64_t n, float* dst) {
-  for (int64_t i = 0; i < n; ++i) dst[i] = bf16_to_float(src[i]);
-}
 
 }  // namespace
 
