@@ -45,11 +45,14 @@ Translator::Translator(const std::string& model_path, bool bf16_weights) {
   }
   TCAT_CHECK(config().layout == models::Layout::EncoderDecoder,
              "model '{}' is not an encoder-decoder model, it cannot translate", path_);
+  // HF vocabularies may hold a few more rows than the tokenizer has pieces; tcat's match exactly.
+  if (hf_)
+    tokenizer::require_tokenizer_fits(*tokenizer_, config().vocab, path_);
+  else
+    TCAT_CHECK(tokenizer_->vocab_size() == config().vocab,
+               "tokenizer of '{}' has {} pieces but the model's vocabulary is {}", path_, tokenizer_->vocab_size(),
+               config().vocab);
   if (bf16_weights) nn::store_weights_bf16(hf_ ? *hf_->model : *loaded_.model);
-  // HF vocabularies may hold a few more rows than the tokenizer has pieces.
-  const bool fits = hf_ ? tokenizer_->vocab_size() <= config().vocab : tokenizer_->vocab_size() == config().vocab;
-  TCAT_CHECK(fits, "tokenizer of '{}' has {} pieces but the model's vocabulary is {}", path_,
-             tokenizer_->vocab_size(), config().vocab);
 }
 
 Translation Translator::translate_hf(const std::vector<int64_t>& source, const TranslateOptions& opt) const {
