@@ -34,7 +34,7 @@ std::vector<double> reference_matmul(const std::vector<float>& a, const std::vec
 
 TEST(Gemm, MatmulMatchesReferenceForAllTransposes) {
   Rng rng(1);
-  for (auto [M, N, K] : {std::tuple<int64_t, int64_t, int64_t>{1, 1, 1}, {7, 5, 3}, {33, 65, 17}, {128, 96, 200}}) {
+  for (auto [M, N, K] : {std::tuple<int64_t, int64_t, int64_t>{1, 1, 1}, {7, 5, 3}, {33, 65, 17}, {128, 96, 200}, {9, 4100, 13}}) {
     for (bool ta : {false, true}) {
       for (bool tb : {false, true}) {
         const Tensor a = random_matrix(ta ? Shape{K, M} : Shape{M, K}, rng);
@@ -45,6 +45,32 @@ TEST(Gemm, MatmulMatchesReferenceForAllTransposes) {
           ASSERT_NEAR(got[i], want[i], 1e-5 * std::sqrt(double(K)) + 1e-5) << M << "x" << N << "x" << K << " " << i;
       }
     }
+  }
+}
+
+// Wide products run as column blocks the threads claim (4100 columns: eight whole blocks of 512 and
+// a partial one); strides, alpha and beta must reach every block.
+TEST(Gemm, WideSgemmKeepsStridesAlphaAndBetaInEveryColumnBlock) {
+  Rng rng(5);
+  const int64_t M = 3, N = 4100, K = 11, lda = K + 2, ldc = N + 7;
+  for (bool tb : {false, true}) {
+    const int64_t ldb = tb ? K + 3 : N + 5;
+    const auto uniform_values = [&](int64_t n) {
+      std::vector<float> v(static_cast<size_t>(n));
+      for (float& x : v) x = 2.0f * rng.uniform() - 1.0f;
+      return v;
+    };
+    const auto a = uniform_values(M * lda), b = uniform_values(tb ? N * ldb : K * ldb);
+    auto c = uniform_values(M * ldc);
+    std::vector<double> want(c.begin(), c.end());
+    for (int64_t m = 0; m < M; ++m)
+      for (int64_t n = 0; n < N; ++n) {
+        double s = 0;
+        for (int64_t k = 0; k < K; ++k) s += double(a[size_t(m * lda + k)]) * b[size_t(tb ? n * ldb + k : k * ldb + n)];
+        want[size_t(m * ldc + n)] = 0.5 * s + 1.0 * c[size_t(m * ldc + n)];
+      }
+    kernels::sgemm(false, tb, M, N, K, 0.5f, a.data(), lda, b.data(), ldb, 1.0f, c.data(), ldc);
+    for (size_t i = 0; i < c.size(); ++i) ASSERT_NEAR(c[i], want[i], 1e-5) << "trans_b=" << tb << " at " << i;
   }
 }
 
