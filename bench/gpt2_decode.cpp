@@ -3,7 +3,7 @@
 // last position only), then greedy decoding of G new tokens with the KV cache after that prefill.
 // The model comes from a GPT-2 config.json (12 layers, d 768, 12 heads, vocab 50257, 1024 positions,
 // tied output projection) through the Hugging Face loader's config mapping.
-// --weights bf16 stores every matrix as bf16 (nn::store_weights_bf16); products stay fp32.
+// --weights bf16 stores every matrix as bf16 (nn::store_weights); products stay fp32.
 // --weights f32,bf16 builds both (the same random weights) and times their decoding runs in
 // alternation, so a shared machine's drift hits both alike; --membw CMD runs the bandwidth probe
 // (membw.c) before each of those rounds.
@@ -132,7 +132,7 @@ int main(int argc, char** argv) {
     if (s.weights.find(weights) == std::string::npos) continue;
     Rng init(0);  // the same weights for both types
     Variant& v = variants.emplace_back(Variant{weights, std::make_unique<models::Transformer>(hf.arch, init), {}, {}});
-    if (v.weights == "bf16") nn::store_weights_bf16(*v.model);
+    nn::store_weights(*v.model, nn::parse_weight_storage(v.weights));
   }
 
   Rng rng(1);

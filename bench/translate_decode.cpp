@@ -6,7 +6,8 @@
 // batch 1: the first 64 sentences, L = source length + 2. No EOS, no early stop: L decoder steps.
 // Model: opus-mt-en-de's shape (6+6 layers, d 512, 8 heads, d_ff 2048, swish/SiLU, post-norm,
 // sinusoidal positions, scaled embeddings tied across encoder, decoder and output), vocabulary
-// and ids from the JSON (58101; pad = decoder start = 58100, </s> = 0), fp32.
+// and ids from the JSON (58101; pad = decoder start = 58100, </s> = 0), fp32; --weights bf16 or
+// int8 stores its matrices that way (nn::store_weights).
 // Prints one JSON line per (batch, beam): the median of `runs` timed passes over the plan after one
 // warm-up batch; the time includes the encoder and the search. --membw CMD runs the bandwidth probe
 // (membw.c) before each pass and lists its readings beside the pass times.
@@ -32,6 +33,7 @@ struct Settings {
   std::string inputs = "bench/data/translation_inputs.json";
   int threads = 2, runs = 3, only_batch = 0, only_beam = 0, max_batches = 0;
   std::string membw;  // bandwidth probe command; empty: none
+  std::string weights = "f32";
 };
 
 struct Plan {
@@ -113,6 +115,7 @@ void run(const models::Transformer& model, const Plan& plan, const Settings& s, 
   }
   const double median = bench::median(times);
   nlohmann::json out{{"engine", "tcat"},
+                     {"weights", s.weights},
                      {"threads", s.threads},
                      {"batch", batch},
                      {"beam", beam},
@@ -141,10 +144,11 @@ int main(int argc, char** argv) {
     else if (!std::strcmp(argv[i], "--beam")) s.only_beam = std::atoi(value());
     else if (!std::strcmp(argv[i], "--max-batches")) s.max_batches = std::atoi(value());
     else if (!std::strcmp(argv[i], "--membw")) s.membw = value();
+    else if (!std::strcmp(argv[i], "--weights")) s.weights = value();
     else {
       fmt::print(stderr,
                  "usage: {} [--inputs bench/data/translation_inputs.json] [--threads N] [--runs N] [--batch 1|32] "
-                 "[--beam K] [--max-batches N] [--membw CMD]\n"
+                 "[--beam K] [--max-batches N] [--membw CMD] [--weights f32|bf16|int8]\n"
                  "  default: batch 32 and 1, beam 1 and 4, 3 runs; --max-batches N times only the first N batches "
                  "of the plan (quick checks)\n",
                  argv[0]);
@@ -157,7 +161,9 @@ int main(int argc, char** argv) {
   }
   set_num_threads(s.threads);
   Plan plan;
+  nn::WeightStorage weights;
   try {
+    weights = nn::parse_weight_storage(s.weights);
     plan = load_plan(s.inputs);
   } catch (const std::exception& e) {
     fmt::print(stderr, "{}\n", e.what());
@@ -167,7 +173,8 @@ int main(int argc, char** argv) {
   cfg.activation = nn::Activation::SiLU;  // Marian's swish
   cfg.pad_id = plan.pad_id;
   Rng rng(0);
-  const models::Transformer model(cfg, rng);
+  models::Transformer model(cfg, rng);
+  nn::store_weights(model, weights);
   const std::vector<int> batches = s.only_batch ? std::vector<int>{s.only_batch} : std::vector<int>{32, 1};
   const std::vector<int> beams = s.only_beam ? std::vector<int>{s.only_beam} : std::vector<int>{1, 4};
   for (int batch : batches)

@@ -150,10 +150,14 @@ Var linear(const Var& x, const Var& w, const Var& bias) {
   TCAT_CHECK(x.value().ndim() >= 1 && x.dim(-1) == K, "linear: input {} does not match weight {}", x.desc(), w.desc());
   // Saved operands are kept in the GEMM precision, so the backward converts nothing again.
   const Tensor xv = to_precision(x.value(), p).contiguous();
-  // bf16-stored weights in fp32 inference (nn::store_weights_bf16) stay bf16: the kernel widens them.
-  const bool bf16_weight_inference =
-      p == kernels::MatmulPrecision::F32 && w.value().dtype() == DType::BF16 && !grad_enabled();
-  const Tensor wv = bf16_weight_inference ? w.value().contiguous() : to_precision(w.value(), p).contiguous();
+  // Weights stored for inference (nn::store_weights: bf16 under fp32 products, or int8) reach the
+  // kernel as they are: it widens bf16 and multiplies int8 in int8.
+  const DType stored = w.value().dtype();
+  TCAT_CHECK(stored != DType::I8 || !grad_enabled(), "linear: int8 weight {} is for inference only (no gradients)",
+             w.desc());
+  const bool stored_for_inference =
+      stored == DType::I8 || (p == kernels::MatmulPrecision::F32 && stored == DType::BF16 && !grad_enabled());
+  const Tensor wv = stored_for_inference ? w.value().contiguous() : to_precision(w.value(), p).contiguous();
   const bool has_bias = bias.defined();
   Tensor out = kernels::linear(xv, wv, has_bias ? &bias.value() : nullptr, p);
   const Shape x_shape = x.shape();

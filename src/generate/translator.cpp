@@ -27,7 +27,7 @@ bool is_hf_folder(const std::string& path) {
 
 }  // namespace
 
-Translator::Translator(const std::string& model_path, bool bf16_weights) {
+Translator::Translator(const std::string& model_path, nn::WeightStorage weights) {
   if (is_hf_folder(model_path)) {
     path_ = model_path;
     hf_ = io::load_hf_model(model_path);
@@ -52,7 +52,7 @@ Translator::Translator(const std::string& model_path, bool bf16_weights) {
     TCAT_CHECK(tokenizer_->vocab_size() == config().vocab,
                "tokenizer of '{}' has {} pieces but the model's vocabulary is {}", path_, tokenizer_->vocab_size(),
                config().vocab);
-  if (bf16_weights) nn::store_weights_bf16(hf_ ? *hf_->model : *loaded_.model);
+  nn::store_weights(hf_ ? *hf_->model : *loaded_.model, weights);
 }
 
 Translation Translator::translate_hf(const std::vector<int64_t>& source, const TranslateOptions& opt) const {

@@ -13,6 +13,7 @@
 
 #include "generate/beam_search.h"
 #include "io/hf_model.h"
+#include "nn/layers.h"
 #include "tokenizer/tokenizer.h"
 #include "train/checkpoint.h"
 
@@ -34,9 +35,9 @@ struct Translation {
 class Translator {
  public:
   // A checkpoint directory (or a run directory: its final model/ or latest checkpoint), or a
-  // Hugging Face folder (config.json, weights, tokenizer files). With bf16_weights every matrix
-  // stays bf16 in memory while decoding (nn::store_weights_bf16): half the bytes per step.
-  explicit Translator(const std::string& model_path, bool bf16_weights = false);
+  // Hugging Face folder (config.json, weights, tokenizer files). `weights` says how its matrices
+  // are kept while decoding (nn::store_weights: f32, bf16 or int8).
+  explicit Translator(const std::string& model_path, nn::WeightStorage weights = nn::WeightStorage::F32);
 
   // One n-best list (best first) per input line, in input order. Empty lines give empty output.
   // Lines longer than the model's positions allow are translated from their first max_positions - 2

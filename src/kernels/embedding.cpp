@@ -4,6 +4,7 @@
 #include <cstring>
 
 #include "kernels/dispatch.h"
+#include "kernels/int8.h"
 #include "kernels/ops.h"
 #include "kernels/ops_common.h"
 
@@ -31,10 +32,24 @@ TCAT_DISPATCH void scatter_add_columns(float* __restrict dweight, const float* _
   }
 }
 
+// Rows of an int8 table (inference with int8-stored weights), dequantized as they are gathered.
+Tensor embedding_int8(const Tensor& weight, const Tensor& ids_in) {
+  TCAT_CHECK(is_int8_weight(weight), "embedding: int8 table {} is not in the int8 weight format", weight.desc());
+  const int64_t d = weight.dim(1);
+  const std::vector<int64_t> ids = checked_ids("embedding", ids_in, weight.dim(0));
+  Shape out_shape = ids_in.shape();
+  out_shape.push_back(d);
+  Tensor out = Tensor::empty(out_shape);
+  float* o = out.data<float>();
+  detail::parallel_rows(int64_t(ids.size()), d, [&](int64_t i) { dequantize_int8_row(weight, ids[size_t(i)], o + i * d); });
+  return out;
+}
+
 }  // namespace
 
 Tensor embedding(const Tensor& weight_in, const Tensor& ids_in) {
   const char* op = "embedding";
+  if (weight_in.defined() && weight_in.dtype() == DType::I8) return embedding_int8(weight_in, ids_in);
   // A bf16 table (inference with bf16-stored weights) is widened row by row as it is gathered.
   const bool bf16_table = weight_in.defined() && weight_in.dtype() == DType::BF16;
   const Tensor weight = bf16_table ? weight_in.contiguous() : detail::f32_contiguous(weight_in, op, "weight");

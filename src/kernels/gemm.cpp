@@ -13,6 +13,7 @@
 
 #include "core/allocator.h"
 #include "kernels/dispatch.h"
+#include "kernels/int8.h"
 
 namespace tcat::kernels {
 namespace {
@@ -239,7 +240,14 @@ void linear_into(const Tensor& x_in, const Tensor& w_in, const Tensor* bias, Ten
     }
     beta = 1.0f;
   }
-  if (precision == MatmulPrecision::F32 && R <= kSkinnyMaxRows &&
+  if (w_in.dtype() == DType::I8 && R <= kSkinnyMaxRows) {
+    // Few rows: bandwidth-bound, so the weights are widened and x stays fp32 (no activation rounding).
+    const Tensor x = x_in.to(DType::F32).contiguous();
+    skinny_gemm(R, N, K, x.data<float>(), K, w_in.data<int8_t>(), K, int8_weight_scales(w_in), o, N, beta != 0.0f);
+  } else if (w_in.dtype() == DType::I8) {
+    const Tensor x = x_in.to(DType::F32).contiguous();
+    gemm_int8_weights(R, N, K, x.data<float>(), K, w_in, beta, o, N);
+  } else if (precision == MatmulPrecision::F32 && R <= kSkinnyMaxRows &&
       (w_in.dtype() == DType::F32 || w_in.dtype() == DType::BF16)) {
     const Tensor x = x_in.to(DType::F32).contiguous();
     const Tensor w = w_in.contiguous();

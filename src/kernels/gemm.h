@@ -33,6 +33,9 @@ void skinny_gemm(int64_t M, int64_t N, int64_t K, const float* x, int64_t ldx, c
                  float* out, int64_t ldo, bool accumulate);
 void skinny_gemm(int64_t M, int64_t N, int64_t K, const float* x, int64_t ldx, const bf16* w, int64_t ldw,
                  float* out, int64_t ldo, bool accumulate);
+// int8 weight rows times their scales[N] (kernels/int8.h); x stays fp32.
+void skinny_gemm(int64_t M, int64_t N, int64_t K, const float* x, int64_t ldx, const int8_t* w, int64_t ldw,
+                 const float* scales, float* out, int64_t ldo, bool accumulate);
 
 // out[M, N] = x[M, K] * w[N, K]^T + beta * out (dense rows) with bf16 weights, in fp32 on any
 // CPU: blocks of weight rows are widened into a cache-sized buffer just before sgemm reads them,
@@ -41,6 +44,7 @@ void sgemm_bf16_weights(int64_t M, int64_t N, int64_t K, const float* x, const b
 
 // out[..., N] (+)= x[..., K] * w[N, K]^T (+ bias[N]). With accumulate, adds into `out`. In F32
 // precision w may be f32 or bf16 (bf16 weights stay bf16 in memory); few rows use skinny_gemm.
+// An int8 weight (kernels/int8.h) multiplies in int8 whatever the precision.
 void linear_into(const Tensor& x, const Tensor& w, const Tensor* bias, Tensor& out, bool accumulate,
                  MatmulPrecision precision);
 Tensor linear(const Tensor& x, const Tensor& w, const Tensor* bias,

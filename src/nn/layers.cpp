@@ -2,6 +2,8 @@
 
 #include <cmath>
 
+#include "kernels/int8.h"
+
 namespace tcat::nn {
 
 namespace {
@@ -31,9 +33,20 @@ Tensor Init::constant(const Shape& shape, float value) const {
   return rng_ ? Tensor::full(shape, value) : placeholder(shape);
 }
 
-void store_weights_bf16(Module& model) {
-  for (Var& param : model.parameters())
-    if (param.value().ndim() == 2) param.value() = param.value().to(DType::BF16);
+WeightStorage parse_weight_storage(const std::string& name) {
+  if (name == "f32") return WeightStorage::F32;
+  if (name == "bf16") return WeightStorage::BF16;
+  if (name == "int8") return WeightStorage::Int8;
+  throw UsageError(fmt::format("weight storage '{}': expected f32, bf16 or int8", name));
+}
+
+void store_weights(Module& model, WeightStorage storage) {
+  if (storage == WeightStorage::F32) return;
+  for (Var& param : model.parameters()) {
+    if (param.value().ndim() != 2) continue;
+    param.value() = storage == WeightStorage::BF16 ? param.value().to(DType::BF16)
+                                                   : kernels::quantize_weight_int8(param.value());
+  }
 }
 
 Linear::Linear(int64_t in, int64_t out, bool with_bias, const Init& init) {

@@ -25,10 +25,17 @@ class Init {
   Rng* rng_;  // null: placeholders
 };
 
-// Inference with bf16-stored weights: every matrix parameter of `model` (Linear weights and
-// embedding tables) is converted to bf16 once, halving the bytes each decoding step reads;
-// products still accumulate in fp32. For no-grad forwards only (not for training).
-void store_weights_bf16(Module& model);
+// How the matrices of a model are kept for inference. BF16 halves the bytes each decoding step
+// reads, products stay fp32. Int8 quarters them and multiplies in int8 with fp32 scales per row
+// (kernels/int8.h): faster and smaller, at a small cost in accuracy (measured in RESULTS.md).
+enum class WeightStorage { F32, BF16, Int8 };
+
+// "f32", "bf16" or "int8"; anything else is a UsageError naming the choices.
+WeightStorage parse_weight_storage(const std::string& name);
+
+// Converts every matrix parameter of `model` (Linear weights and embedding tables) once. For
+// no-grad forwards only (not for training).
+void store_weights(Module& model, WeightStorage storage);
 
 class Linear : public Module {
  public:

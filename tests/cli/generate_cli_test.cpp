@@ -57,7 +57,7 @@ TEST(GenerateCli, Bf16WeightsGreedyFollowsF32) {
   EXPECT_EQ(f32.output, run_tcat(args).output) << "f32 is the default";
   const auto other = run_tcat(fmt::format("generate -m {} --weights f16 --ids 1", dir.string()));
   EXPECT_EQ(other.exit_code, 2);
-  EXPECT_NE(other.output.find("--weights: f16 not in {f32,bf16}"), std::string::npos) << other.output;
+  EXPECT_NE(other.output.find("--weights: f16 not in {f32,bf16,int8}"), std::string::npos) << other.output;
 }
 
 // A text prompt that cannot fit gets the one error and nothing else: the prompt is not echoed first.

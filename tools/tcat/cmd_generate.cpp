@@ -62,7 +62,7 @@ void register_generate(CLI::App& app) {
     generate::validate(a->sampling);
     const bool text_mode = a->ids.empty();
     const io::HfModel loaded = io::load_pretrained(a->model);
-    if (a->weights == "bf16") nn::store_weights_bf16(*loaded.model);
+    nn::store_weights(*loaded.model, nn::parse_weight_storage(a->weights));
     const models::Transformer& model = *loaded.model;
     std::unique_ptr<tokenizer::Tokenizer> tok;
     std::vector<int64_t> prompt = a->ids;

@@ -32,7 +32,7 @@ void register_translate(CLI::App& app) {
     if (a->opt.n_best > a->opt.beam_size)
       throw UsageError(fmt::format("--n-best {} exceeds the beam size {}", a->opt.n_best, a->opt.beam_size));
     const generate::Translator translator(a->model.empty() ? bundled_path("models/multi30k-ende") : a->model,
-                                          a->weights == "bf16");
+                                          nn::parse_weight_storage(a->weights));
     auto run = [&](const std::vector<std::string>& lines) {
       const auto results = translator.translate(lines, a->opt);
       for (size_t i = 0; i < lines.size(); ++i) {

@@ -15,9 +15,9 @@ const GlobalOptions& global_options() { return g_options; }
 
 void add_weights_option(CLI::App* cmd, std::string& weights) {
   cmd->add_option("--weights", weights,
-                  "weight storage while decoding: f32, or bf16 for every matrix (half the bytes read per "
-                  "token; products stay f32)")
-      ->check(CLI::IsMember({"f32", "bf16"}));
+                  "weight storage while decoding: f32; bf16 for every matrix (half the bytes read per "
+                  "token; products stay f32); or int8 (a quarter of the bytes, int8 products with fp32 scales)")
+      ->check(CLI::IsMember({"f32", "bf16", "int8"}));
 }
 
 }  // namespace tcat::cli

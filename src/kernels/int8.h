@@ -1,0 +1,38 @@
+// Int8 weights for inference: products of fp32 activations with int8 weight matrices through
+// oneDNN's u8 x s8 -> s32 GEMM (on AVX2 about 1.6-2x the fp32 rate, and a quarter of the bytes).
+//
+// Format: a [N, K] weight matrix becomes a contiguous DType::I8 tensor [N, K] of values q with
+// |q| <= 63 and w[n, k] ~= q[n, k] * scale[n] (scale = max |w[n, :]| / 63). Its storage holds,
+// after the N x K values, the N scales (f32) and N compensations -128 * sum_k q[n, k] (i32).
+// Weights use 7 bits because CPUs without VNNI multiply with vpmaddubsw, whose 16-bit sums of two
+// 8-bit x 8-bit products saturate; 7 bits on every CPU keeps results the same everywhere.
+//
+// Activations are quantized per row at each product: x[m, :] ~= a * scale_x[m] with |a| <= 127,
+// stored as a + 128 (u8). The GEMM sums (a + 128) * q, and adding the compensation removes the
+// +128 again, exactly, in integers.
+#pragma once
+#include <cstdint>
+
+#include "core/tensor.h"
+
+namespace tcat::kernels {
+
+constexpr int kInt8WeightMax = 63;
+
+// An f32 or bf16 [N, K] matrix in the format above.
+Tensor quantize_weight_int8(const Tensor& w);
+
+// True for a tensor in the format above (a whole one: not a view into one).
+bool is_int8_weight(const Tensor& w);
+
+// The N row scales of an int8 weight.
+const float* int8_weight_scales(const Tensor& w);
+
+// out[0..K) = the dequantized row `row` of an int8 weight.
+void dequantize_int8_row(const Tensor& w, int64_t row, float* out);
+
+// out[M, N] (row stride ldo) = x[M, K] (row stride ldx) * dequant(w)^T + beta * out.
+void gemm_int8_weights(int64_t M, int64_t N, int64_t K, const float* x, int64_t ldx, const Tensor& w, float beta,
+                       float* out, int64_t ldo);
+
+}  // namespace tcat::kernels
