@@ -10,7 +10,10 @@
 # all decoder weights and the output projection). Batch 32 beam 4 is bound by arithmetic instead:
 # its FLOPs per pass over the time give tcat's GFLOP/s, set against this machine's sgemm rate
 # (../shared/bench/peers/gemm_check.py, same run) and against CTranslate2's share of its own
-# machine's sgemm rate.
+# machine's sgemm rate. tcat runs twice: with fp32 weights (the like-for-like comparison) and with
+# int8 weights (--weights int8: 7-bit weights, 8-bit activations, int8 products; its BLEU cost is in
+# RESULTS.md), which neither peer's figures include (CTranslate2's were fp32: its OpenBLAS-only
+# build has no int8).
 #
 # Prints: the CPU; the bandwidth; per configuration the torch and tcat JSON lines, the tcat/torch
 # throughput ratio, and the HF transformers / CTranslate2 figures of RESULTS-translation.md for the
@@ -49,8 +52,10 @@ SGEMM=$(env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE LD_LIBRARY_PATH=/usr/lib/x8
   OMP_NUM_THREADS="$THREADS" OPENBLAS_NUM_THREADS="$THREADS" /usr/bin/python3 "$PEERS/gemm_check.py" "$THREADS")
 SGEMM=$(echo "$SGEMM" | head -1)
 TORCH=$(torch_run 32 1; torch_run 32 4; torch_run 1 1; torch_run 1 4)
-TCAT=$(OMP_NUM_THREADS="$THREADS" "$BUILD/bench/translate_decode" --inputs "$INPUTS" --threads "$THREADS" \
-  --runs "$RUNS" --max-batches "$MAX_BATCHES" --membw "$MEMBW")
+TCAT=$(for weights in f32 int8; do
+  OMP_NUM_THREADS="$THREADS" "$BUILD/bench/translate_decode" --inputs "$INPUTS" --threads "$THREADS" \
+    --runs "$RUNS" --max-batches "$MAX_BATCHES" --membw "$MEMBW" --weights $weights
+done)
 
 /usr/bin/python3 - "$THREADS" "$MAX_BATCHES" "$INPUTS" "$SGEMM" "$TORCH" "$TCAT" <<'PY'
 import json, re, statistics, sys
@@ -59,7 +64,9 @@ threads, max_batches, inputs = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3]
 sgemm_gflops = float(re.search(r"GFLOP/s ([0-9.]+)", sys.argv[4]).group(1))
 key = lambda r: (r["batch"], r["beam"])
 torch = {key(r): r for r in map(json.loads, sys.argv[5].splitlines())}
-tcat = {key(r): r for r in map(json.loads, sys.argv[6].splitlines())}
+tcat_runs = [json.loads(line) for line in sys.argv[6].splitlines()]
+tcat = {key(r): r for r in tcat_runs if r["weights"] == "f32"}
+tcat_int8 = {key(r): r for r in tcat_runs if r["weights"] == "int8"}
 
 # RESULTS-translation.md (2026-11-25, AMD EPYC Zen 5 with AVX-512, full plan, median of 3):
 # target tokens/s of HF transformers 4.36.2 (torch 1.13.1) and CTranslate2 4.8.1 fp32.
@@ -80,6 +87,10 @@ for config in [(32, 1), (32, 4), (1, 1), (1, 4)]:
     print(f"tcat:  {json.dumps(c)}")
     print(f"tcat / torch throughput: {c['tok_per_s'] / t['tok_per_s']:.2f}x "
           f"({c['tok_per_s']:.1f} vs {t['tok_per_s']:.1f} target tok/s)")
+    q = tcat_int8[config]
+    print(f"tcat int8: {json.dumps(q)}")
+    print(f"tcat int8 / torch: {q['tok_per_s'] / t['tok_per_s']:.2f}x, int8 / fp32: {q['tok_per_s'] / c['tok_per_s']:.2f}x "
+          f"({q['tok_per_s']:.1f} target tok/s)")
     if threads in PEER_TOK_S:
         hf, ct2 = PEER_TOK_S[threads][config]
         print(f"context, other CPU (Zen 5, AVX-512), {threads} thr: "
@@ -119,15 +130,20 @@ flops = 0
 for chunk in plan["plans"]["32"][:max_batches or None]:
     width = max(plan["src_lens"][r] for r in chunk["rows"])
     flops += len(chunk["rows"]) * (4 * chunk["target_len"] * dec_flops_per_row_step + width * enc_flops_per_token)
-beam4 = tcat[(32, 4)]
+beam4, beam4_int8 = tcat[(32, 4)], tcat_int8[(32, 4)]
 tcat_gflops = flops / beam4["median_s"] / 1e9
+int8_gflops = flops / beam4_int8["median_s"] / 1e9
 print(f"\nbatch 32 beam 4: {flops / 1e12:.2f} TFLOP per pass; tcat {tcat_gflops:.0f} GFLOP/s = "
       f"{100 * tcat_gflops / sgemm_gflops:.0f}% of this machine's sgemm 1024^3 ({sgemm_gflops:.0f} GFLOP/s, "
-      f"torch/OpenBLAS, same run)")
+      f"torch/OpenBLAS, same run); tcat int8 {int8_gflops:.0f} (multiply-adds per second x 2) = "
+      f"{100 * int8_gflops / sgemm_gflops:.0f}% of it")
 if threads in ZEN5_SGEMM_GFLOPS and not max_batches:
     ct2_gflops = flops / (beam4["target_tokens"] / PEER_TOK_S[threads][(32, 4)][1]) / 1e9
     share = ct2_gflops / ZEN5_SGEMM_GFLOPS[threads]
     print(f"context: CTranslate2 on the Zen 5 {ct2_gflops:.0f} GFLOP/s = {100 * share:.0f}% of the "
           f"{ZEN5_SGEMM_GFLOPS[threads]} GFLOP/s sgemm measured there; 1.5x CTranslate2 at the same share of "
           f"the peak would take {150 * share:.0f}% of a machine's sgemm rate")
+    print(f"tcat / CTranslate2 at equal shares of each machine's sgemm rate: fp32 "
+          f"{tcat_gflops / sgemm_gflops / share:.2f}x, int8 {int8_gflops / sgemm_gflops / share:.2f}x "
+          f"(CTranslate2 fp32)")
 PY
