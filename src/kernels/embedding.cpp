@@ -41,7 +41,8 @@ Tensor embedding_int8(const Tensor& weight, const Tensor& ids_in) {
   out_shape.push_back(d);
   Tensor out = Tensor::empty(out_shape);
   float* o = out.data<float>();
-  detail::parallel_rows(int64_t(ids.size()), d, [&](int64_t i) { dequantize_int8_row(weight, ids[size_t(i)], o + i * d); });
+  detail::parallel_rows(int64_t(ids.size()), d,
+                        [&](int64_t i) { dequantize_int8_row(weight, ids[size_t(i)], o + i * d); });
   return out;
 }
 

@@ -162,7 +162,9 @@ template <int R, typename W>
       case 1: tile<1, R>(xm, ldx, w, stride, ldw, K, row_scale, om, out_stride, ldo, accumulate, prefetch, last); break;
       case 2: tile<2, R>(xm, ldx, w, stride, ldw, K, row_scale, om, out_stride, ldo, accumulate, prefetch, last); break;
       case 3: tile<3, R>(xm, ldx, w, stride, ldw, K, row_scale, om, out_stride, ldo, accumulate, prefetch, last); break;
-      default: tile<4, R>(xm, ldx, w, stride, ldw, K, row_scale, om, out_stride, ldo, accumulate, prefetch, last); break;
+      default:
+        tile<4, R>(xm, ldx, w, stride, ldw, K, row_scale, om, out_stride, ldo, accumulate, prefetch, last);
+        break;
     }
   }
 }

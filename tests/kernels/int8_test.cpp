@@ -23,7 +23,8 @@ std::vector<float> representable(int64_t rows, int64_t cols, int64_t ld, int pea
   std::vector<float> v(size_t(rows * ld), 0.0f);
   for (int64_t r = 0; r < rows; ++r) {
     const float unit = std::ldexp(1.0f, -int(r % 7));
-    for (int64_t c = 0; c < cols; ++c) v[size_t(r * ld + c)] = float(int(rng.below(uint64_t(2 * peak + 1))) - peak) * unit;
+    for (int64_t c = 0; c < cols; ++c)
+      v[size_t(r * ld + c)] = float(int(rng.below(uint64_t(2 * peak + 1))) - peak) * unit;
     v[size_t(r * ld + rng.below(uint64_t(cols)))] = (r % 2 ? -peak : peak) * unit;
   }
   return v;
