@@ -240,11 +240,7 @@ void linear_into(const Tensor& x_in, const Tensor& w_in, const Tensor* bias, Ten
     }
     beta = 1.0f;
   }
-  if (w_in.dtype() == DType::I8 && R <= kSkinnyMaxRows) {
-    // Few rows: bandwidth-bound, so the weights are widened and x stays fp32 (no activation rounding).
-    const Tensor x = x_in.to(DType::F32).contiguous();
-    skinny_gemm(R, N, K, x.data<float>(), K, w_in.data<int8_t>(), K, int8_weight_scales(w_in), o, N, beta != 0.0f);
-  } else if (w_in.dtype() == DType::I8) {
+  if (w_in.dtype() == DType::I8) {
     const Tensor x = x_in.to(DType::F32).contiguous();
     gemm_int8_weights(R, N, K, x.data<float>(), K, w_in, beta, o, N);
   } else if (precision == MatmulPrecision::F32 && R <= kSkinnyMaxRows &&

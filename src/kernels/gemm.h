@@ -33,9 +33,6 @@ void skinny_gemm(int64_t M, int64_t N, int64_t K, const float* x, int64_t ldx, c
                  float* out, int64_t ldo, bool accumulate);
 void skinny_gemm(int64_t M, int64_t N, int64_t K, const float* x, int64_t ldx, const bf16* w, int64_t ldw,
                  float* out, int64_t ldo, bool accumulate);
-// int8 weight rows times their scales[N] (kernels/int8.h); x stays fp32.
-void skinny_gemm(int64_t M, int64_t N, int64_t K, const float* x, int64_t ldx, const int8_t* w, int64_t ldw,
-                 const float* scales, float* out, int64_t ldo, bool accumulate);
 
 // out[M, N] = x[M, K] * w[N, K]^T + beta * out (dense rows) with bf16 weights, in fp32 on any
 // CPU: blocks of weight rows are widened into a cache-sized buffer just before sgemm reads them,

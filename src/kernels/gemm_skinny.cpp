@@ -1,7 +1,6 @@
 // Skinny matrix product out[M, N] (+)= x[M, K] * w[N, K]^T for few rows (decoding steps): each
 // weight row is read from memory once for all M rows, so the product runs at memory bandwidth
-// where a general GEMM packs and re-reads. Threads split N. bf16 and int8 weights are widened in
-// registers (int8 rows are multiplied by their scale at the end).
+// where a general GEMM packs and re-reads. Threads split N. bf16 weights are widened in registers.
 // Each core reads several distant runs of rows at once and prefetches ahead of its reads, so the
 // loop streams at the memory's rate rather than at the hardware prefetcher's.
 #include <omp.h>
@@ -9,7 +8,6 @@
 #include <algorithm>
 #include <atomic>
 #include <cstring>
-#include <type_traits>
 #include <vector>
 
 #include "kernels/dispatch.h"
@@ -26,7 +24,6 @@ namespace {
 
 using v8f = float __attribute__((vector_size(32)));
 using v8u32 = uint32_t __attribute__((vector_size(32)));
-using v8i32 = int32_t __attribute__((vector_size(32)));
 
 [[gnu::always_inline]] inline v8f load8(const float* p) {
   v8f v;
@@ -82,32 +79,8 @@ struct Lanes<bf16> {
   }
 };
 
-// Thirty-two int8 weights are read as eight 32-bit words; byte j of every word, sign-extended by
-// a shift pair, gives a vector of elements 4i + j (gcc 12 turns a direct int8 -> fp32 vector
-// conversion into scalar code). x arrives with each block of 32 values reordered to match. The
-// row's scale is applied once to the finished sum.
-template <>
-struct Lanes<int8_t> {
-  static constexpr int64_t kStep = 32;
-  template <int MB, int R>
-  [[gnu::always_inline]] static void step(const float* x, int64_t ldx, const int8_t* w, int64_t ldw, int64_t k,
-                                          v8f (&acc)[MB][R]) {
-    v8i32 words[R];
-    for (int r = 0; r < R; ++r) std::memcpy(&words[r], w + r * ldw + k, sizeof words[r]);
-    for (int j = 0; j < 4; ++j) {
-      v8f xv[MB];
-      for (int m = 0; m < MB; ++m) xv[m] = load8(x + m * ldx + k + 8 * j);
-      for (int r = 0; r < R; ++r) {
-        const v8f wv = __builtin_convertvector((words[r] << (24 - 8 * j)) >> 24, v8f);
-        for (int m = 0; m < MB; ++m) acc[m][r] = xv[m] * wv + acc[m][r];
-      }
-    }
-  }
-};
-
 [[gnu::always_inline]] inline float widen(float v) { return v; }
 [[gnu::always_inline]] inline float widen(bf16 v) { return bf16_to_float(v); }
-[[gnu::always_inline]] inline float widen(int8_t v) { return float(v); }
 
 // Weight elements per cache line: the k loop below consumes one line of each weight row per pass.
 template <typename W>
@@ -121,11 +94,11 @@ constexpr int64_t kPrefetchBytes = 512;
 // prefetches one line kPrefetchBytes ahead in each row, running on into the row after it (the
 // next tile's row of the same part, ldw further) unless this is the part's last tile: the
 // hardware prefetcher alone does not keep up with rows this short (a few KB), least of all with
-// bf16 rows. Int8 rows are scaled by row_scale[r * out_stride] (null for the other types).
+// bf16 rows.
 template <int MB, int R, typename W>
 [[gnu::always_inline]] inline void tile(const float* x, int64_t ldx, const W* w, int64_t stride, int64_t ldw,
-                                        int64_t K, const float* row_scale, float* out, int64_t out_stride,
-                                        int64_t ldo, bool accumulate, bool prefetch, bool last) {
+                                        int64_t K, float* out, int64_t out_stride, int64_t ldo, bool accumulate,
+                                        bool prefetch, bool last) {
   constexpr int64_t line = kLineElements<W>, step = Lanes<W>::kStep, ahead = kPrefetchBytes / int64_t(sizeof(W));
   v8f acc[MB][R] = {};
   int64_t k = 0;
@@ -141,7 +114,6 @@ template <int MB, int R, typename W>
     for (int r = 0; r < R; ++r) {
       float s = horizontal_sum(acc[m][r]);
       for (int64_t t = k; t < K; ++t) s += x[m * ldx + t] * widen(w[r * stride + t]);
-      if constexpr (std::is_same_v<W, int8_t>) s *= row_scale[r * out_stride];
       float& o = out[m * ldo + r * out_stride];
       o = accumulate ? o + s : s;
     }
@@ -152,19 +124,17 @@ template <int MB, int R, typename W>
 // from cache, not memory, so only the first prefetches).
 template <int R, typename W>
 [[gnu::always_inline]] inline void rows_against(int64_t M, const float* x, int64_t ldx, const W* w, int64_t stride,
-                                                int64_t ldw, int64_t K, const float* row_scale, float* out,
-                                                int64_t out_stride, int64_t ldo, bool accumulate, bool last) {
+                                                int64_t ldw, int64_t K, float* out, int64_t out_stride, int64_t ldo,
+                                                bool accumulate, bool last) {
   for (int64_t m0 = 0; m0 < M; m0 += 4) {
     const float* xm = x + m0 * ldx;
     float* om = out + m0 * ldo;
     const bool prefetch = m0 == 0;
     switch (std::min<int64_t>(4, M - m0)) {
-      case 1: tile<1, R>(xm, ldx, w, stride, ldw, K, row_scale, om, out_stride, ldo, accumulate, prefetch, last); break;
-      case 2: tile<2, R>(xm, ldx, w, stride, ldw, K, row_scale, om, out_stride, ldo, accumulate, prefetch, last); break;
-      case 3: tile<3, R>(xm, ldx, w, stride, ldw, K, row_scale, om, out_stride, ldo, accumulate, prefetch, last); break;
-      default:
-        tile<4, R>(xm, ldx, w, stride, ldw, K, row_scale, om, out_stride, ldo, accumulate, prefetch, last);
-        break;
+      case 1: tile<1, R>(xm, ldx, w, stride, ldw, K, om, out_stride, ldo, accumulate, prefetch, last); break;
+      case 2: tile<2, R>(xm, ldx, w, stride, ldw, K, om, out_stride, ldo, accumulate, prefetch, last); break;
+      case 3: tile<3, R>(xm, ldx, w, stride, ldw, K, om, out_stride, ldo, accumulate, prefetch, last); break;
+      default: tile<4, R>(xm, ldx, w, stride, ldw, K, om, out_stride, ldo, accumulate, prefetch, last); break;
     }
   }
 }
@@ -175,41 +145,30 @@ template <int R, typename W>
 // 2 threads: a plain sum over 119 MB ran 15-25% faster as 4 interleaved streams per thread).
 template <int R, typename W>
 [[gnu::always_inline]] inline int64_t row_groups(int64_t M, int64_t n0, int64_t n1, int64_t K, const float* x,
-                                                 int64_t ldx, const W* w, int64_t ldw, const float* scales,
-                                                 float* out, int64_t ldo, bool accumulate) {
+                                                 int64_t ldx, const W* w, int64_t ldw, float* out, int64_t ldo,
+                                                 bool accumulate) {
   const int64_t part = (n1 - n0) / R;
   for (int64_t n = n0; n < n0 + part; ++n)
-    rows_against<R>(M, x, ldx, w + n * ldw, part * ldw, ldw, K, scales ? scales + n : nullptr, out + n, part, ldo,
-                    accumulate, n + 1 == n0 + part);
+    rows_against<R>(M, x, ldx, w + n * ldw, part * ldw, ldw, K, out + n, part, ldo, accumulate, n + 1 == n0 + part);
   return n0 + part * R;
 }
 
-// Columns [n0, n1) of the product; `scales` are the int8 rows' scales (null for f32 and bf16).
 template <typename W>
 [[gnu::always_inline]] inline void columns(int64_t M, int64_t n0, int64_t n1, int64_t K, const float* x, int64_t ldx,
-                                           const W* w, int64_t ldw, const float* scales, float* out, int64_t ldo,
-                                           bool accumulate) {
-  const int64_t n = M <= 2 ? row_groups<4>(M, n0, n1, K, x, ldx, w, ldw, scales, out, ldo, accumulate)
-                           : row_groups<2>(M, n0, n1, K, x, ldx, w, ldw, scales, out, ldo, accumulate);
-  row_groups<1>(M, n, n1, K, x, ldx, w, ldw, scales, out, ldo, accumulate);
+                                           const W* w, int64_t ldw, float* out, int64_t ldo, bool accumulate) {
+  const int64_t n = M <= 2 ? row_groups<4>(M, n0, n1, K, x, ldx, w, ldw, out, ldo, accumulate)
+                           : row_groups<2>(M, n0, n1, K, x, ldx, w, ldw, out, ldo, accumulate);
+  row_groups<1>(M, n, n1, K, x, ldx, w, ldw, out, ldo, accumulate);
 }
 
 TCAT_DISPATCH void columns_f32(int64_t M, int64_t n0, int64_t n1, int64_t K, const float* x, int64_t ldx,
-                               const float* w, int64_t ldw, const float* scales, float* out, int64_t ldo,
-                               bool accumulate) {
-  columns(M, n0, n1, K, x, ldx, w, ldw, scales, out, ldo, accumulate);
+                               const float* w, int64_t ldw, float* out, int64_t ldo, bool accumulate) {
+  columns(M, n0, n1, K, x, ldx, w, ldw, out, ldo, accumulate);
 }
 
 TCAT_DISPATCH void columns_bf16(int64_t M, int64_t n0, int64_t n1, int64_t K, const float* x, int64_t ldx,
-                                const bf16* w, int64_t ldw, const float* scales, float* out, int64_t ldo,
-                                bool accumulate) {
-  columns(M, n0, n1, K, x, ldx, w, ldw, scales, out, ldo, accumulate);
-}
-
-TCAT_DISPATCH void columns_int8(int64_t M, int64_t n0, int64_t n1, int64_t K, const float* x, int64_t ldx,
-                                const int8_t* w, int64_t ldw, const float* scales, float* out, int64_t ldo,
-                                bool accumulate) {
-  columns(M, n0, n1, K, x, ldx, w, ldw, scales, out, ldo, accumulate);
+                                const bf16* w, int64_t ldw, float* out, int64_t ldo, bool accumulate) {
+  columns(M, n0, n1, K, x, ldx, w, ldw, out, ldo, accumulate);
 }
 
 // Shares N among the threads in blocks of 16 columns (whole cache lines of each output row),
@@ -220,8 +179,8 @@ TCAT_DISPATCH void columns_int8(int64_t M, int64_t n0, int64_t n1, int64_t K, co
 constexpr int64_t kMinClaimBlocks = 8;
 
 template <typename W, typename Columns>
-void split_columns(int64_t M, int64_t N, int64_t K, const float* x, int64_t ldx, const W* w, int64_t ldw,
-                   const float* scales, float* out, int64_t ldo, bool accumulate, Columns run) {
+void split_columns(int64_t M, int64_t N, int64_t K, const float* x, int64_t ldx, const W* w, int64_t ldw, float* out,
+                   int64_t ldo, bool accumulate, Columns run) {
   // Below ~64 KB of weights a parallel region costs more than it saves.
   const bool parallel = N * K * int64_t(sizeof(W)) >= (int64_t(1) << 16) && omp_get_max_threads() > 1;
   const int64_t blocks = (N + 15) / 16;
@@ -235,25 +194,26 @@ void split_columns(int64_t M, int64_t N, int64_t K, const float* x, int64_t ldx,
         b1 = std::min(blocks, b0 + std::max(kMinClaimBlocks, (blocks - b0) / (2 * team)));
       } while (b0 < blocks && !next_block.compare_exchange_weak(b0, b1, std::memory_order_relaxed));
       if (b0 >= blocks) break;
-      run(M, b0 * 16, std::min(N, b1 * 16), K, x, ldx, w, ldw, scales, out, ldo, accumulate);
+      run(M, b0 * 16, std::min(N, b1 * 16), K, x, ldx, w, ldw, out, ldo, accumulate);
       b0 = next_block.load(std::memory_order_relaxed);
     }
   }
 }
 
-// x [M, K] (row stride ldx) as Lanes<W> reads it, densely: each whole block of 8 x G values
-// (G = 2 for bf16, 4 for int8) as G runs of 8, run j holding the values at G * i + j; the last
-// K % (8 G) values in place.
-std::vector<float> lane_order(int64_t M, int64_t K, const float* x, int64_t ldx, int64_t groups) {
-  const int64_t block = 8 * groups;
+// x [M, K] (row stride ldx) as Lanes<bf16> reads it, densely: within each whole block of 16 the
+// even-indexed values, then the odd ones; the last K % 16 values in place.
+std::vector<float> bf16_lane_order(int64_t M, int64_t K, const float* x, int64_t ldx) {
+  constexpr int64_t block = Lanes<bf16>::kStep, half = block / 2;
   std::vector<float> out(size_t(M * K));
   for (int64_t m = 0; m < M; ++m) {
     const float* src = x + m * ldx;
     float* dst = out.data() + m * K;
     int64_t k = 0;
     for (; k + block <= K; k += block)
-      for (int64_t j = 0; j < groups; ++j)
-        for (int64_t i = 0; i < 8; ++i) dst[k + 8 * j + i] = src[k + groups * i + j];
+      for (int64_t i = 0; i < half; ++i) {
+        dst[k + i] = src[k + 2 * i];
+        dst[k + half + i] = src[k + 2 * i + 1];
+      }
     std::copy(src + k, src + K, dst + k);
   }
   return out;
@@ -265,23 +225,15 @@ void skinny_gemm(int64_t M, int64_t N, int64_t K, const float* x, int64_t ldx, c
                  float* out, int64_t ldo, bool accumulate) {
   TCAT_CHECK(M >= 0 && M <= kSkinnyMaxRows, "skinny_gemm: M={} rows, at most {} supported", M, kSkinnyMaxRows);
   if (M == 0 || N == 0) return;
-  split_columns(M, N, K, x, ldx, w, ldw, nullptr, out, ldo, accumulate, columns_f32);
+  split_columns(M, N, K, x, ldx, w, ldw, out, ldo, accumulate, columns_f32);
 }
 
 void skinny_gemm(int64_t M, int64_t N, int64_t K, const float* x, int64_t ldx, const bf16* w, int64_t ldw,
                  float* out, int64_t ldo, bool accumulate) {
   TCAT_CHECK(M >= 0 && M <= kSkinnyMaxRows, "skinny_gemm: M={} rows, at most {} supported", M, kSkinnyMaxRows);
   if (M == 0 || N == 0) return;
-  const std::vector<float> x_lanes = lane_order(M, K, x, ldx, 2);
-  split_columns(M, N, K, x_lanes.data(), K, w, ldw, nullptr, out, ldo, accumulate, columns_bf16);
-}
-
-void skinny_gemm(int64_t M, int64_t N, int64_t K, const float* x, int64_t ldx, const int8_t* w, int64_t ldw,
-                 const float* scales, float* out, int64_t ldo, bool accumulate) {
-  TCAT_CHECK(M >= 0 && M <= kSkinnyMaxRows, "skinny_gemm: M={} rows, at most {} supported", M, kSkinnyMaxRows);
-  if (M == 0 || N == 0) return;
-  const std::vector<float> x_lanes = lane_order(M, K, x, ldx, 4);
-  split_columns(M, N, K, x_lanes.data(), K, w, ldw, scales, out, ldo, accumulate, columns_int8);
+  const std::vector<float> x_lanes = bf16_lane_order(M, K, x, ldx);
+  split_columns(M, N, K, x_lanes.data(), K, w, ldw, out, ldo, accumulate, columns_bf16);
 }
 
 }  // namespace tcat::kernels

@@ -11,6 +11,8 @@
 #include <vector>
 
 #include "kernels/dispatch.h"
+#include "kernels/gemm.h"
+#include "kernels/int8_rows.h"
 
 namespace tcat::kernels {
 namespace {
@@ -23,6 +25,13 @@ constexpr int64_t kRowTile = 128;
 constexpr int64_t kNarrowColumnTile = 128;
 constexpr int64_t kWideColumnTile = 512;
 constexpr int64_t kWideMinColumns = 4096;
+
+// Few rows (decoding steps) are bound by reading the weights: each tile is one long run of columns
+// for all rows, about a quarter of a thread's share, so a slower thread can hand work over.
+int64_t few_row_column_tile(int64_t N) {
+  const int64_t share = N / (4 * int64_t(omp_get_max_threads()));
+  return std::max<int64_t>(64, (share + 15) / 16 * 16);
+}
 
 size_t int8_weight_bytes(int64_t N, int64_t K) {
   return size_t(N) * size_t(K) + size_t(N) * (sizeof(float) + sizeof(int32_t));
@@ -134,26 +143,33 @@ void gemm_int8_weights(int64_t M, int64_t N, int64_t K, const float* x, int64_t 
   const int8_t* q = w.data<int8_t>();
   const float* w_scales = int8_weight_scales(w);
   const int32_t* comp = compensations(w);
-  const int64_t column_tile = N >= kWideMinColumns ? kWideColumnTile : kNarrowColumnTile;
-  const int64_t row_tiles = (M + kRowTile - 1) / kRowTile, column_tiles = (N + column_tile - 1) / column_tile;
+  const bool few_rows = M <= kSkinnyMaxRows;
+  const int64_t row_tile = few_rows ? M : kRowTile;
+  const int64_t wide_or_narrow = N >= kWideMinColumns ? kWideColumnTile : kNarrowColumnTile;
+  const int64_t column_tile = few_rows ? few_row_column_tile(N) : wide_or_narrow;
+  const int64_t row_tiles = (M + row_tile - 1) / row_tile, column_tiles = (N + column_tile - 1) / column_tile;
   std::atomic<int64_t> next_tile{0};
   std::atomic<int> failure{int(dnnl_success)};
 #pragma omp parallel if (row_tiles * column_tiles > 1 && !omp_in_parallel())
   {
     // Per-thread int32 products of one tile, kept across calls (decoding makes many small ones).
     thread_local std::vector<int32_t> acc;
-    acc.resize(size_t(kRowTile * column_tile));
+    acc.resize(size_t(row_tile * column_tile));
     for (;;) {
       const int64_t tile = next_tile.fetch_add(1, std::memory_order_relaxed);
       if (tile >= row_tiles * column_tiles) break;
-      const int64_t m0 = tile % row_tiles * kRowTile, n0 = tile / row_tiles * column_tile;
-      const int64_t rows = std::min(kRowTile, M - m0), cols = std::min(column_tile, N - n0);
-      // Inside the parallel region oneDNN runs the tile on the calling thread.
-      const dnnl_status_t st = dnnl_gemm_u8s8s32('N', 'T', 'R', rows, cols, K, 1.0f, xq.data() + m0 * K, K, 0,
-                                                 q + n0 * K, K, 0, 0.0f, acc.data(), cols, comp + n0);
-      if (st != dnnl_success) {
-        failure.store(int(st), std::memory_order_relaxed);
-        continue;
+      const int64_t m0 = tile % row_tiles * row_tile, n0 = tile / row_tiles * column_tile;
+      const int64_t rows = std::min(row_tile, M - m0), cols = std::min(column_tile, N - n0);
+      if (few_rows) {
+        detail::int8_rows(rows, n0, n0 + cols, K, xq.data() + m0 * K, q, comp, acc.data(), cols);
+      } else {
+        // Inside the parallel region oneDNN runs the tile on the calling thread.
+        const dnnl_status_t st = dnnl_gemm_u8s8s32('N', 'T', 'R', rows, cols, K, 1.0f, xq.data() + m0 * K, K, 0,
+                                                   q + n0 * K, K, 0, 0.0f, acc.data(), cols, comp + n0);
+        if (st != dnnl_success) {
+          failure.store(int(st), std::memory_order_relaxed);
+          continue;
+        }
       }
       dequantize_tile(rows, cols, acc.data(), x_scales.data() + m0, w_scales + n0, beta, out + m0 * ldo + n0, ldo);
     }

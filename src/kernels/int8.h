@@ -9,7 +9,9 @@
 //
 // Activations are quantized per row at each product: x[m, :] ~= a * scale_x[m] with |a| <= 127,
 // stored as a + 128 (u8). The GEMM sums (a + 128) * q, and adding the compensation removes the
-// +128 again, exactly, in integers.
+// +128 again, exactly, in integers. Up to kSkinnyMaxRows rows (decoding steps) run tcat's own
+// kernel (int8_rows.h: each weight read once for all rows), more rows oneDNN's; both sum the same
+// integers exactly, so a row's result does not depend on how many rows share the product.
 #pragma once
 #include <cstdint>
 

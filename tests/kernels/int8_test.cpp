@@ -87,8 +87,8 @@ TEST(Int8Weights, QuantizeRejectsVectorsAndNonFiniteWeights) {
 }
 
 // Integer x 7-bit values: quantization is exact, so every path must give the exact product: the
-// int8 GEMM (several row tiles, narrow and wide column tiles, partial ones), with strides and
-// beta, and the few-row path (which keeps x in fp32).
+// int8 GEMM (several row tiles, narrow and wide column tiles, partial ones) and the few-row kernel,
+// with strides and beta.
 TEST(Int8Weights, ProductsAreExactOnRepresentableValues) {
   Rng rng(7);
   struct Shape3 {
@@ -110,7 +110,7 @@ TEST(Int8Weights, ProductsAreExactOnRepresentableValues) {
           ASSERT_EQ(out[size_t(m * ldo + n)], float(want[size_t(m * s.N + n)] + 0.5 * beta)) << m << "," << n;
       for (int64_t m = 0; m < s.M; ++m) ASSERT_EQ(out[size_t(m * ldo + s.N)], 0.5f) << "wrote past the row";
     }
-    // linear() picks the few-row kernel up to kSkinnyMaxRows rows, the int8 GEMM beyond.
+    // Through linear(), with a bias.
     std::vector<float> dense(size_t(s.M * s.K));
     for (int64_t m = 0; m < s.M; ++m)
       for (int64_t k = 0; k < s.K; ++k) dense[size_t(m * s.K + k)] = x[size_t(m * ldx + k)];
@@ -147,6 +147,27 @@ TEST(Int8Weights, ProductOfRandomValuesStaysWithinTheQuantizationError) {
     }
   EXPECT_GT(total, 0.0) << "some rounding was expected: random values are not representable";
   EXPECT_LT(worst, 0.5) << "errors that large in the worst case mean a wrong scale, not rounding";
+}
+
+// Few rows (decoding) go through tcat's own kernel, more through oneDNN's GEMM: both sum the same
+// integers exactly, so a row's output must not depend on how many rows share the product (a
+// sentence translates the same alone or in a batch). Shapes with K and N remainders of every kind.
+TEST(Int8Weights, FewRowsGiveBitIdenticalRowsToManyRows) {
+  Rng rng(12);
+  for (const auto& [N, K] : {std::pair<int64_t, int64_t>{37, 45}, {1000, 70}, {58, 300}, {4100, 33}, {5, 512}}) {
+    const int64_t M = 12;
+    std::vector<float> x(size_t(M * K)), w(size_t(N * K));
+    for (float& v : x) v = rng.normal();
+    for (float& v : w) v = rng.normal();
+    const Tensor q = kernels::quantize_weight_int8(matrix(w, N, K));
+    const std::vector<float> all = kernels::linear(matrix(x, M, K), q, nullptr).to_vector();
+    for (int64_t rows = 1; rows <= kernels::kSkinnyMaxRows; ++rows) {
+      const std::vector<float> first(x.begin(), x.begin() + rows * K);
+      const std::vector<float> few = kernels::linear(matrix(first, rows, K), q, nullptr).to_vector();
+      for (int64_t i = 0; i < rows * N; ++i)
+        ASSERT_EQ(few[size_t(i)], all[size_t(i)]) << "N=" << N << " K=" << K << " rows=" << rows << " at " << i;
+    }
+  }
 }
 
 TEST(Int8Weights, NonFiniteActivationsGiveNonFiniteRowsOnly) {
