@@ -10,7 +10,8 @@
 # all decoder weights and the output projection). Batch 32 beam 4 is bound by arithmetic instead:
 # its FLOPs per pass over the time give tcat's GFLOP/s, set against this machine's sgemm rate
 # (../shared/bench/peers/gemm_check.py, same run) and against CTranslate2's share of its own
-# machine's sgemm rate. tcat runs twice: with fp32 weights (the like-for-like comparison) and with
+# machine's sgemm rate (one sgemm measurement per run, which drifts with the machine; for that
+# comparison bench/compare_beam4_share.sh alternates them with the passes). tcat runs twice: with fp32 weights (the like-for-like comparison) and with
 # int8 weights (--weights int8: 7-bit weights, 8-bit activations, int8 products; its BLEU cost is in
 # RESULTS.md), which neither peer's figures include (CTranslate2's were fp32: its OpenBLAS-only
 # build has no int8).
