@@ -14,6 +14,7 @@
 #include "core/allocator.h"
 #include "kernels/dispatch.h"
 #include "kernels/int8.h"
+#include "kernels/ops_common.h"
 
 namespace tcat::kernels {
 namespace {
@@ -110,18 +111,15 @@ void sgemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float al
     check_dnnl(dnnl_sgemm(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc), "sgemm", M, N, K);
     return;
   }
-  std::atomic<int64_t> next_column{0};
   std::atomic<int> failure{int(dnnl_success)};
-#pragma omp parallel
-  for (;;) {
-    const int64_t n0 = next_column.fetch_add(kClaimedColumns, std::memory_order_relaxed);
-    if (n0 >= N) break;
+  detail::parallel_claims((N + kClaimedColumns - 1) / kClaimedColumns, true, [&](int64_t block) {
+    const int64_t n0 = block * kClaimedColumns;
     const float* b = trans_b ? B + n0 * ldb : B + n0;
     // Inside the parallel region oneDNN runs each block on the calling thread.
     const dnnl_status_t st =
         dnnl_sgemm(ta, tb, M, std::min(kClaimedColumns, N - n0), K, alpha, A, lda, b, ldb, beta, C + n0, ldc);
     if (st != dnnl_success) failure.store(int(st), std::memory_order_relaxed);
-  }
+  });
   check_dnnl(dnnl_status_t(failure.load()), "sgemm", M, N, K);
 }
 

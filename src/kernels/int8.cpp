@@ -13,6 +13,7 @@
 #include "kernels/dispatch.h"
 #include "kernels/gemm.h"
 #include "kernels/int8_rows.h"
+#include "kernels/ops_common.h"
 
 namespace tcat::kernels {
 namespace {
@@ -148,32 +149,27 @@ void gemm_int8_weights(int64_t M, int64_t N, int64_t K, const float* x, int64_t 
   const int64_t wide_or_narrow = N >= kWideMinColumns ? kWideColumnTile : kNarrowColumnTile;
   const int64_t column_tile = few_rows ? few_row_column_tile(N) : wide_or_narrow;
   const int64_t row_tiles = (M + row_tile - 1) / row_tile, column_tiles = (N + column_tile - 1) / column_tile;
-  std::atomic<int64_t> next_tile{0};
+  const int64_t tiles = row_tiles * column_tiles;
   std::atomic<int> failure{int(dnnl_success)};
-#pragma omp parallel if (row_tiles * column_tiles > 1 && !omp_in_parallel())
-  {
+  detail::parallel_claims(tiles, tiles > 1 && !omp_in_parallel(), [&](int64_t tile) {
     // Per-thread int32 products of one tile, kept across calls (decoding makes many small ones).
     thread_local std::vector<int32_t> acc;
     acc.resize(size_t(row_tile * column_tile));
-    for (;;) {
-      const int64_t tile = next_tile.fetch_add(1, std::memory_order_relaxed);
-      if (tile >= row_tiles * column_tiles) break;
-      const int64_t m0 = tile % row_tiles * row_tile, n0 = tile / row_tiles * column_tile;
-      const int64_t rows = std::min(row_tile, M - m0), cols = std::min(column_tile, N - n0);
-      if (few_rows) {
-        detail::int8_rows(rows, n0, n0 + cols, K, xq.data() + m0 * K, q, comp, acc.data(), cols);
-      } else {
-        // Inside the parallel region oneDNN runs the tile on the calling thread.
-        const dnnl_status_t st = dnnl_gemm_u8s8s32('N', 'T', 'R', rows, cols, K, 1.0f, xq.data() + m0 * K, K, 0,
-                                                   q + n0 * K, K, 0, 0.0f, acc.data(), cols, comp + n0);
-        if (st != dnnl_success) {
-          failure.store(int(st), std::memory_order_relaxed);
-          continue;
-        }
+    const int64_t m0 = tile % row_tiles * row_tile, n0 = tile / row_tiles * column_tile;
+    const int64_t rows = std::min(row_tile, M - m0), cols = std::min(column_tile, N - n0);
+    if (few_rows) {
+      detail::int8_rows(rows, n0, n0 + cols, K, xq.data() + m0 * K, q, comp, acc.data(), cols);
+    } else {
+      // Inside the parallel region oneDNN runs the tile on the calling thread.
+      const dnnl_status_t st = dnnl_gemm_u8s8s32('N', 'T', 'R', rows, cols, K, 1.0f, xq.data() + m0 * K, K, 0,
+                                                 q + n0 * K, K, 0, 0.0f, acc.data(), cols, comp + n0);
+      if (st != dnnl_success) {
+        failure.store(int(st), std::memory_order_relaxed);
+        return;
       }
-      dequantize_tile(rows, cols, acc.data(), x_scales.data() + m0, w_scales + n0, beta, out + m0 * ldo + n0, ldo);
     }
-  }
+    dequantize_tile(rows, cols, acc.data(), x_scales.data() + m0, w_scales + n0, beta, out + m0 * ldo + n0, ldo);
+  });
   TCAT_CHECK(failure.load() == int(dnnl_success), "gemm_int8_weights: oneDNN failed (status {}) for M={} N={} K={}",
              failure.load(), M, N, K);
 }

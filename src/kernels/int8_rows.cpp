@@ -4,6 +4,8 @@
 
 #include <algorithm>
 
+#include "core/cpu.h"
+
 namespace tcat::kernels::detail {
 namespace {
 
@@ -85,8 +87,7 @@ void int8_rows_plain(int64_t M, int64_t n0, int64_t n1, int64_t K, const uint8_t
 
 void int8_rows(int64_t M, int64_t n0, int64_t n1, int64_t K, const uint8_t* xq, const int8_t* w,
                const int32_t* comp, int32_t* acc, int64_t ld_acc) {
-  static const bool avx2 = __builtin_cpu_supports("avx2");
-  if (avx2)
+  if (cpu_features().avx2)
     int8_rows_avx2(M, n0, n1, K, xq, w, comp, acc, ld_acc);
   else
     int8_rows_plain(M, n0, n1, K, xq, w, comp, acc, ld_acc);

@@ -2,6 +2,7 @@
 // src/kernels.
 #pragma once
 #include <algorithm>
+#include <atomic>
 #include <cstdint>
 #include <vector>
 
@@ -68,6 +69,16 @@ void parallel_chunks(int64_t n, Fn&& fn) {
     const int64_t begin = c * kChunk;
     fn(begin, std::min(kChunk, n - begin));
   }
+}
+
+// fn(i) for every i in [0, count); with `parallel`, the threads claim the indices one at a time
+// (blocks of a product), so a thread that runs slower (a busier vCPU) takes fewer of them instead
+// of holding up the join.
+template <typename Fn>
+void parallel_claims(int64_t count, bool parallel, Fn&& fn) {
+  std::atomic<int64_t> next{0};
+#pragma omp parallel if (parallel)
+  for (int64_t i; (i = next.fetch_add(1, std::memory_order_relaxed)) < count;) fn(i);
 }
 
 // fn(row) for rows of `cols` elements, in parallel when the total is large.
