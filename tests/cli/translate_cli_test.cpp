@@ -8,6 +8,8 @@
 #include <fstream>
 #include <sstream>
 
+#include <unistd.h>
+
 #include "cli/run_tcat.h"
 #include "common/temp_dir.h"
 #include "train/checkpoint.h"
@@ -121,6 +123,22 @@ TEST(BundledTranslationModel, TranslatesWithoutAModelFlag) {
   ASSERT_EQ(r.exit_code, 0) << r.output;
   EXPECT_TRUE(contains(r.output, "Hunde")) << r.output;
   EXPECT_TRUE(contains(r.output, "Schnee")) << r.output;
+}
+
+// Input that is not UTF-8 is refused with the line it is on; from stdin the lines before it are
+// translated first, the ones after it are not.
+TEST(BundledTranslationModel, NonUtf8InputNamesTheLine) {
+  const fs::path in = fs::temp_directory_path() / fmt::format("tcat_non_utf8_{}.txt", ::getpid());
+  std::ofstream(in) << "Two dogs are playing in the snow.\nA dog \xff runs.\nA cat sleeps.\n";
+  const auto piped = tcat::testing::run_tcat(fmt::format("-q translate < {}", in.string()));
+  fs::remove(in);
+  EXPECT_EQ(piped.exit_code, 2) << piped.output;
+  EXPECT_TRUE(contains(piped.output, "stdin line 2 is not valid UTF-8")) << piped.output;
+  EXPECT_TRUE(contains(piped.output, "Schnee")) << "line 1 was translated: " << piped.output;
+  const auto argument = tcat::testing::run_tcat("-q translate \"A cat.\" \"bad \xfe byte\"");
+  EXPECT_EQ(argument.exit_code, 2) << argument.output;
+  EXPECT_TRUE(contains(argument.output, "text argument 2 is not valid UTF-8")) << argument.output;
+  EXPECT_FALSE(contains(argument.output, "Katze")) << "nothing is translated: " << argument.output;
 }
 
 // The bundled model is stored in bf16, so keeping its matrices bf16 in memory (--weights bf16)

@@ -4,6 +4,7 @@
 #include <nlohmann/json.hpp>
 
 #include "commands.h"
+#include "data/parallel.h"
 #include "generate/translator.h"
 #include "resources.h"
 
@@ -53,15 +54,26 @@ void register_translate(CLI::App& app) {
         fmt::print(stderr, "tcat: {} line(s) longer than {} tokens were truncated before translating\n",
                    translator.truncated_lines(), translator.config().max_positions - 2);
     };
+    // Text that is not UTF-8 would be tokenized into unknown pieces without a word; it is refused,
+    // naming the line (from stdin after the lines before it are translated).
     if (!a->text.empty()) {
+      for (size_t i = 0; i < a->text.size(); ++i)
+        if (!data::is_valid_utf8(a->text[i]))
+          throw UsageError(fmt::format("text argument {} is not valid UTF-8", i + 1));
       run(a->text);
       report_truncated();
       return;
     }
     // Stdin is read in blocks so output streams while a long file is being translated.
     std::vector<std::string> block;
+    int64_t line_number = 0;
     for (std::string line; std::getline(std::cin, line);) {
       if (!line.empty() && line.back() == '\r') line.pop_back();
+      if (!data::is_valid_utf8(line)) {
+        run(block);
+        throw UsageError(fmt::format("stdin line {} is not valid UTF-8", line_number + 1));
+      }
+      ++line_number;
       block.push_back(std::move(line));
       if (int64_t(block.size()) == 8 * a->opt.batch_size) {
         run(block);
