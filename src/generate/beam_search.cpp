@@ -34,7 +34,7 @@ std::vector<std::vector<Hypothesis>> beam_search(const models::Transformer& mode
   TCAT_CHECK(std::isfinite(opt.length_penalty), "beam_search: length penalty {} is not finite", opt.length_penalty);
   ag::NoGradGuard no_grad;
   SearchStart start = start_search(model, src, opt.limits);
-  const int64_t vocab = model.config().vocab, pad_id = model.config().pad_id, eos_id = opt.limits.eos_id;
+  const int64_t eos_id = opt.limits.eos_id;
   auto finish = [&](Sentence& s, std::vector<int64_t> tokens, float logprob, int64_t generated) {
     const float penalty = std::pow((5.0f + float(generated)) / 6.0f, opt.length_penalty);
     s.finished.push_back({std::move(tokens), logprob, logprob / penalty});
@@ -44,20 +44,11 @@ std::vector<std::vector<Hypothesis>> beam_search(const models::Transformer& mode
   std::vector<std::vector<Hypothesis>> out(sentences.size());
   std::vector<int64_t> active(sentences.size());  // sentences in the batch, in row order
   for (size_t b = 0; b < active.size(); ++b) active[b] = int64_t(b);
-  std::vector<std::vector<ScoredToken>> row_best;
   for (int64_t step = 1; !active.empty(); ++step) {
     std::vector<int64_t> tokens;  // one row per live hypothesis
     for (int64_t s : active)
       for (const Live& h : sentences[size_t(s)].live) tokens.push_back(h.tokens.empty() ? opt.limits.bos_id : h.tokens.back());
-    const int64_t rows = int64_t(tokens.size());
-    const Tensor logprobs = kernels::log_softmax(model.decode_step(Tensor::from_ids(tokens, {rows}), start.state));
-    float* lp = logprobs.data<float>();
-    row_best.resize(size_t(rows));
-#pragma omp parallel for
-    for (int64_t r = 0; r < rows; ++r) {
-      forbid_tokens(lp + r * vocab, step - 1, pad_id, opt.limits);
-      best_tokens(lp + r * vocab, vocab, 2 * k, row_best[size_t(r)]);
-    }
+    const auto row_best = next_tokens(model, tokens, start.state, 2 * k, step - 1, opt.limits, true);
 
     std::vector<int64_t> parents, still_active;  // next rows' old rows; sentences that go on
     int64_t first_row = 0;

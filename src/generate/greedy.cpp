@@ -8,22 +8,15 @@ std::vector<std::vector<int64_t>> greedy_decode(const models::Transformer& model
                                                 const GreedyOptions& opt) {
   ag::NoGradGuard no_grad;
   SearchStart start = start_search(model, src, opt);
-  const int64_t vocab = model.config().vocab, pad_id = model.config().pad_id;
   std::vector<std::vector<int64_t>> out(static_cast<size_t>(src.dim(0)));
   std::vector<int64_t> sentence_of_row(out.size());  // the sentence each state row decodes
   for (size_t b = 0; b < out.size(); ++b) sentence_of_row[b] = int64_t(b);
   std::vector<int64_t> tokens(out.size(), opt.bos_id), best(out.size());
   for (int64_t step = 1; !tokens.empty(); ++step) {
     const int64_t rows = int64_t(tokens.size());
-    Tensor logits = model.decode_step(Tensor::from_ids(tokens, {rows}), start.state);
-    float* l = logits.data<float>();
-#pragma omp parallel for
-    for (int64_t r = 0; r < rows; ++r) {
-      std::vector<ScoredToken> top;
-      forbid_tokens(l + r * vocab, step - 1, pad_id, opt);
-      best_tokens(l + r * vocab, vocab, 1, top);
-      best[size_t(r)] = top.empty() ? opt.eos_id : top.front().token;  // no finite logit (NaN): stop
-    }
+    const auto top = next_tokens(model, tokens, start.state, 1, step - 1, opt, false);
+    for (int64_t r = 0; r < rows; ++r)
+      best[size_t(r)] = top[size_t(r)].empty() ? opt.eos_id : top[size_t(r)].front().token;  // no number: stop
     std::vector<int64_t> keep, next, next_sentence;
     for (int64_t r = 0; r < rows; ++r) {
       const int64_t s = sentence_of_row[size_t(r)], token = best[size_t(r)];

@@ -32,10 +32,29 @@ SearchStart start_search(const models::Transformer& model, const Tensor& src, co
   return start;
 }
 
-void forbid_tokens(float* row, int64_t generated, int64_t pad_id, const SearchLimits& limits) {
-  constexpr float kNever = -std::numeric_limits<float>::infinity();
-  if (pad_id != limits.eos_id) row[pad_id] = kNever;
-  if (generated < limits.min_len) row[limits.eos_id] = kNever;
+std::vector<int64_t> forbidden_tokens(int64_t generated, int64_t pad_id, const SearchLimits& limits) {
+  std::vector<int64_t> ids;
+  if (pad_id != limits.eos_id) ids.push_back(pad_id);
+  if (generated < limits.min_len) ids.push_back(limits.eos_id);
+  return ids;
+}
+
+std::vector<std::vector<ScoredToken>> next_tokens(const models::Transformer& model, const std::vector<int64_t>& tokens,
+                                                  models::DecoderState& state, int64_t n, int64_t generated,
+                                                  const SearchLimits& limits, bool log_probs) {
+  ag::NoGradGuard no_grad;
+  const Tensor features = model.decode_step_features(Tensor::from_ids(tokens, {int64_t(tokens.size())}), state);
+  const Tensor* bias = model.output_bias().defined() ? &model.output_bias().value() : nullptr;
+  const std::vector<int64_t> forbidden = forbidden_tokens(generated, model.config().pad_id, limits);
+  std::vector<kernels::RowTopK> rows =
+      kernels::linear_top_k(features, model.output_weight().value(), bias, n, forbidden, log_probs);
+  std::vector<std::vector<ScoredToken>> out(rows.size());
+  for (size_t r = 0; r < rows.size(); ++r) {
+    out[r] = std::move(rows[r].best);
+    if (log_probs)
+      for (ScoredToken& t : out[r]) t.score = (t.score - rows[r].max) - rows[r].log_sum;
+  }
+  return out;
 }
 
 float log_sum_exp(const float* logits, int64_t vocab) {
@@ -43,27 +62,6 @@ float log_sum_exp(const float* logits, int64_t vocab) {
   double sum = 0;
   for (int64_t v = 0; v < vocab; ++v) sum += std::exp(double(logits[v] - top));
   return float(std::log(sum)) + top;
-}
-
-void best_tokens(const float* row, int64_t vocab, int64_t n, std::vector<ScoredToken>& out) {
-  constexpr int64_t kChunk = 32;
-  out.clear();
-  float threshold = -std::numeric_limits<float>::infinity();
-  for (int64_t begin = 0; begin < vocab; begin += kChunk) {
-    const int64_t end = std::min(begin + kChunk, vocab);
-    // Once `out` is full almost no chunk holds a better entry: a vectorised max skips them.
-    float chunk_max = threshold;
-#pragma omp simd reduction(max : chunk_max)
-    for (int64_t v = begin; v < end; ++v) chunk_max = row[v] > chunk_max ? row[v] : chunk_max;  // NaN ignored
-    if (!(chunk_max > threshold)) continue;
-    for (int64_t v = begin; v < end; ++v) {
-      if (!(row[v] > threshold)) continue;
-      const auto at = std::find_if(out.begin(), out.end(), [&](const ScoredToken& t) { return t.score < row[v]; });
-      out.insert(at, {row[v], v});
-      if (int64_t(out.size()) > n) out.pop_back();
-      if (int64_t(out.size()) == n) threshold = out.back().score;
-    }
-  }
 }
 
 }  // namespace tcat::generate

@@ -3,6 +3,7 @@
 #pragma once
 #include <vector>
 
+#include "kernels/ops.h"
 #include "models/transformer.h"
 
 namespace tcat::generate {
@@ -23,20 +24,21 @@ struct SearchStart {
 // Encodes src i64 [B, S] (padded with the model's pad id) and starts decoding it.
 SearchStart start_search(const models::Transformer& model, const Tensor& src, const SearchLimits& limits);
 
-// Sets what may not come next to -inf in a row of logits or log-probabilities: the padding id
-// (unless it doubles as EOS) always, EOS while fewer than min_len tokens have been generated.
-void forbid_tokens(float* row, int64_t generated, int64_t pad_id, const SearchLimits& limits);
+// What may not come next: the padding id (unless it doubles as EOS) always, EOS while fewer than
+// min_len tokens have been generated.
+std::vector<int64_t> forbidden_tokens(int64_t generated, int64_t pad_id, const SearchLimits& limits);
 
-struct ScoredToken {
-  float score;
-  int64_t token;
-};
+using kernels::ScoredToken;
+// Feeds each row's next token (`tokens`, one per state row) and returns the n best allowed tokens
+// to follow each row, scored by log-probability with `log_probs`, by logit without (enough to
+// rank). The output projection is consumed in blocks (kernels::linear_top_k): the [rows, vocab]
+// logits are never written out.
+std::vector<std::vector<ScoredToken>> next_tokens(const models::Transformer& model, const std::vector<int64_t>& tokens,
+                                                  models::DecoderState& state, int64_t n, int64_t generated,
+                                                  const SearchLimits& limits, bool log_probs);
+
 // log(sum_v exp(logits[v])) over one row, stable (max subtracted, summed in double): a token's
 // log-probability is logits[token] minus this.
 float log_sum_exp(const float* logits, int64_t vocab);
-
-// The n highest entries of row[0, vocab) into `out`, best first (the lower id first among equal
-// scores); -inf entries are never taken.
-void best_tokens(const float* row, int64_t vocab, int64_t n, std::vector<ScoredToken>& out);
 
 }  // namespace tcat::generate

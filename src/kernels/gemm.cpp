@@ -101,6 +101,19 @@ constexpr int64_t kWideMinColumns = 8 * kClaimedColumns;
 // L2 cache while sgemm reads it.
 constexpr int64_t kWidenedBlockBytes = int64_t(256) << 10;
 
+// A consumed column block (linear_by_column_blocks) fits the L2 cache of every supported CPU
+// (Zen 3: 512 KB), and a product has at least kMinConsumedBlocks of them, enough for the threads
+// to share out. Widths depend on the shape alone, not on the thread count, so what a consumer
+// puts together from the blocks (a log-sum-exp) is the same whatever -t says.
+constexpr int64_t kConsumedBlockBytes = int64_t(256) << 10;
+constexpr int64_t kMinConsumedBlocks = 32;
+
+int64_t column_block_width(int64_t R, int64_t N) {
+  const int64_t in_cache = kConsumedBlockBytes / (int64_t(sizeof(float)) * std::max<int64_t>(R, 1));
+  const int64_t width = std::min(in_cache, (N + kMinConsumedBlocks - 1) / kMinConsumedBlocks);
+  return std::max<int64_t>(16, width / 16 * 16);  // whole cache lines of each row
+}
+
 }  // namespace
 
 void sgemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha, const float* A,
@@ -263,6 +276,69 @@ void linear_into(const Tensor& x_in, const Tensor& w_in, const Tensor* bias, Ten
     const Tensor w = w_in.to(DType::BF16).contiguous();
     gemm_bf16(false, true, R, N, K, 1.0f, x.data<bf16>(), K, w.data<bf16>(), K, beta, o, N);
   }
+}
+
+int64_t column_block_count(int64_t R, int64_t N) {
+  const int64_t width = column_block_width(R, N);
+  return (N + width - 1) / width;
+}
+
+void linear_by_column_blocks(const Tensor& x_in, const Tensor& w_in, const Tensor* bias_in,
+                             const ColumnBlockConsumer& consume) {
+  const char* op = "linear_by_column_blocks";
+  TCAT_CHECK(w_in.ndim() == 2 && (w_in.dtype() == DType::F32 || w_in.dtype() == DType::BF16 || is_int8_weight(w_in)),
+             "{}: weight {} must be an f32, bf16 or int8 matrix", op, w_in.desc());
+  const int64_t N = w_in.dim(0), K = w_in.dim(1);
+  TCAT_CHECK(x_in.ndim() == 2 && x_in.dim(1) == K, "{}: input {} does not match weight {} (expects [rows, {}])", op,
+             x_in.desc(), w_in.desc(), K);
+  TCAT_CHECK(!bias_in || !bias_in->defined() || bias_in->numel() == N, "{}: bias {} does not match weight {}", op,
+             bias_in->desc(), w_in.desc());
+  const int64_t R = x_in.dim(0);
+  if (R == 0 || N == 0) return;
+  const Tensor x = x_in.to(DType::F32).contiguous();
+  const Tensor w = w_in.dtype() == DType::I8 ? w_in : w_in.contiguous();
+  const Tensor bias = bias_in && bias_in->defined() ? bias_in->to(DType::F32).contiguous() : Tensor();
+  const Int8Activations xq = w.dtype() == DType::I8 ? quantize_activations_int8(R, K, x.data<float>(), K)
+                                                     : Int8Activations{};
+  const int64_t width = column_block_width(R, N), blocks = (N + width - 1) / width;
+  std::atomic<bool> failed{false};
+  detail::parallel_claims(blocks, blocks > 1 && !omp_in_parallel(), [&](int64_t block) {
+    thread_local std::vector<float> values, widened;
+    const int64_t n0 = block * width, cols = std::min(width, N - n0);
+    values.resize(size_t(R * cols));
+    float* v = values.data();
+    const float* xf = x.data<float>();
+    // Inside the parallel region the products below run on the calling thread.
+    bool ok = true;
+    if (w.dtype() == DType::I8) {
+      ok = int8_tile(xq, 0, R, w, n0, cols, 0.0f, v, cols);
+    } else if (R <= kSkinnyMaxRows && w.dtype() == DType::F32) {
+      skinny_gemm(R, cols, K, xf, K, w.data<float>() + n0 * K, K, v, cols, false);
+    } else if (R <= kSkinnyMaxRows) {
+      skinny_gemm(R, cols, K, xf, K, w.data<bf16>() + n0 * K, K, v, cols, false);
+    } else {
+      const float* wf = nullptr;
+      if (w.dtype() == DType::BF16) {
+        widened.resize(size_t(cols * K));
+        widen_span(w.data<bf16>() + n0 * K, cols * K, widened.data());
+        wf = widened.data();
+      } else {
+        wf = w.data<float>() + n0 * K;
+      }
+      ok = dnnl_sgemm('N', 'T', R, cols, K, 1.0f, xf, K, wf, K, 0.0f, v, cols) == dnnl_success;
+    }
+    if (!ok) {
+      failed.store(true);
+      return;
+    }
+    if (bias.defined()) {
+      const float* b = bias.data<float>() + n0;
+      for (int64_t r = 0; r < R; ++r)
+        for (int64_t c = 0; c < cols; ++c) v[r * cols + c] += b[c];
+    }
+    consume(block, n0, cols, v);
+  });
+  TCAT_CHECK(!failed.load(), "{}: oneDNN failed on input {} and weight {}", op, x_in.desc(), w_in.desc());
 }
 
 Tensor linear(const Tensor& x, const Tensor& w, const Tensor* bias, MatmulPrecision precision) {

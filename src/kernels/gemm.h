@@ -1,6 +1,7 @@
 // Matrix multiplication through oneDNN. Row-major throughout.
 #pragma once
 #include <cstdint>
+#include <functional>
 
 #include "core/tensor.h"
 
@@ -46,5 +47,15 @@ void linear_into(const Tensor& x, const Tensor& w, const Tensor* bias, Tensor& o
                  MatmulPrecision precision);
 Tensor linear(const Tensor& x, const Tensor& w, const Tensor* bias,
               MatmulPrecision precision = MatmulPrecision::F32);
+
+// linear(x, w, bias) for x [R, K] consumed block by block, for products too wide to be worth
+// writing out (an output projection onto a vocabulary): consume(block, n0, cols, values) receives
+// columns [n0, n0 + cols) of every row, values[r * cols + c], on the thread that computed them,
+// while they are still in its cache, and may overwrite them. Blocks are numbered from the left,
+// 0 .. column_block_count(R, N) - 1, and run in parallel in any order; consume must not throw.
+// w may be f32, bf16 (widened per block) or int8 (activations quantized once).
+using ColumnBlockConsumer = std::function<void(int64_t block, int64_t n0, int64_t cols, float* values)>;
+int64_t column_block_count(int64_t R, int64_t N);
+void linear_by_column_blocks(const Tensor& x, const Tensor& w, const Tensor* bias, const ColumnBlockConsumer& consume);
 
 }  // namespace tcat::kernels

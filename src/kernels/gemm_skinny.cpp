@@ -182,7 +182,8 @@ template <typename W, typename Columns>
 void split_columns(int64_t M, int64_t N, int64_t K, const float* x, int64_t ldx, const W* w, int64_t ldw, float* out,
                    int64_t ldo, bool accumulate, Columns run) {
   // Below ~64 KB of weights a parallel region costs more than it saves.
-  const bool parallel = N * K * int64_t(sizeof(W)) >= (int64_t(1) << 16) && omp_get_max_threads() > 1;
+  const bool parallel =
+      N * K * int64_t(sizeof(W)) >= (int64_t(1) << 16) && omp_get_max_threads() > 1 && !omp_in_parallel();
   const int64_t blocks = (N + 15) / 16;
   std::atomic<int64_t> next_block{0};
 #pragma omp parallel if (parallel)

@@ -131,47 +131,53 @@ void dequantize_int8_row(const Tensor& w, int64_t row, float* out) {
   for (int64_t k = 0; k < K; ++k) out[k] = float(q[k]) * scale;
 }
 
+Int8Activations quantize_activations_int8(int64_t M, int64_t K, const float* x, int64_t ldx) {
+  Int8Activations q{M, K, std::vector<uint8_t>(size_t(M * K)), std::vector<float>(size_t(M))};
+#pragma omp parallel for if (M * K > 65536 && !omp_in_parallel())
+  for (int64_t m = 0; m < M; ++m) q.scales[size_t(m)] = quantize_activation_row(x + m * ldx, K, q.values.data() + m * K);
+  return q;
+}
+
+bool int8_tile(const Int8Activations& x, int64_t m0, int64_t rows, const Tensor& w, int64_t n0, int64_t cols,
+               float beta, float* out, int64_t ldo) {
+  // Per-thread int32 products, kept across calls (decoding makes many small ones).
+  thread_local std::vector<int32_t> acc;
+  acc.resize(size_t(rows * cols));
+  const int64_t K = x.K;
+  const int8_t* q = w.data<int8_t>();
+  const int32_t* comp = compensations(w);
+  const uint8_t* xq = x.values.data() + m0 * K;
+  if (rows <= kSkinnyMaxRows) {
+    detail::int8_rows(rows, n0, n0 + cols, K, xq, q, comp, acc.data(), cols);
+  } else {
+    // Inside a parallel region oneDNN runs the tile on the calling thread.
+    const dnnl_status_t st = dnnl_gemm_u8s8s32('N', 'T', 'R', rows, cols, K, 1.0f, xq, K, 0, q + n0 * K, K, 0, 0.0f,
+                                               acc.data(), cols, comp + n0);
+    if (st != dnnl_success) return false;
+  }
+  dequantize_tile(rows, cols, acc.data(), x.scales.data() + m0, int8_weight_scales(w) + n0, beta, out, ldo);
+  return true;
+}
+
 void gemm_int8_weights(int64_t M, int64_t N, int64_t K, const float* x, int64_t ldx, const Tensor& w, float beta,
                        float* out, int64_t ldo) {
   TCAT_CHECK(is_int8_weight(w) && w.dim(0) == N && w.dim(1) == K,
              "gemm_int8_weights: weight {} is not an int8 weight of [{}, {}]", w.desc(), N, K);
   if (M == 0 || N == 0) return;
-  std::vector<uint8_t> xq(static_cast<size_t>(M * K));
-  std::vector<float> x_scales(static_cast<size_t>(M));
-#pragma omp parallel for if (M * K > 65536 && !omp_in_parallel())
-  for (int64_t m = 0; m < M; ++m) x_scales[size_t(m)] = quantize_activation_row(x + m * ldx, K, xq.data() + m * K);
-
-  const int8_t* q = w.data<int8_t>();
-  const float* w_scales = int8_weight_scales(w);
-  const int32_t* comp = compensations(w);
+  const Int8Activations xq = quantize_activations_int8(M, K, x, ldx);
   const bool few_rows = M <= kSkinnyMaxRows;
   const int64_t row_tile = few_rows ? M : kRowTile;
   const int64_t wide_or_narrow = N >= kWideMinColumns ? kWideColumnTile : kNarrowColumnTile;
   const int64_t column_tile = few_rows ? few_row_column_tile(N) : wide_or_narrow;
   const int64_t row_tiles = (M + row_tile - 1) / row_tile, column_tiles = (N + column_tile - 1) / column_tile;
   const int64_t tiles = row_tiles * column_tiles;
-  std::atomic<int> failure{int(dnnl_success)};
+  std::atomic<bool> failed{false};
   detail::parallel_claims(tiles, tiles > 1 && !omp_in_parallel(), [&](int64_t tile) {
-    // Per-thread int32 products of one tile, kept across calls (decoding makes many small ones).
-    thread_local std::vector<int32_t> acc;
-    acc.resize(size_t(row_tile * column_tile));
     const int64_t m0 = tile % row_tiles * row_tile, n0 = tile / row_tiles * column_tile;
     const int64_t rows = std::min(row_tile, M - m0), cols = std::min(column_tile, N - n0);
-    if (few_rows) {
-      detail::int8_rows(rows, n0, n0 + cols, K, xq.data() + m0 * K, q, comp, acc.data(), cols);
-    } else {
-      // Inside the parallel region oneDNN runs the tile on the calling thread.
-      const dnnl_status_t st = dnnl_gemm_u8s8s32('N', 'T', 'R', rows, cols, K, 1.0f, xq.data() + m0 * K, K, 0,
-                                                 q + n0 * K, K, 0, 0.0f, acc.data(), cols, comp + n0);
-      if (st != dnnl_success) {
-        failure.store(int(st), std::memory_order_relaxed);
-        return;
-      }
-    }
-    dequantize_tile(rows, cols, acc.data(), x_scales.data() + m0, w_scales + n0, beta, out + m0 * ldo + n0, ldo);
+    if (!int8_tile(xq, m0, rows, w, n0, cols, beta, out + m0 * ldo + n0, ldo)) failed.store(true);
   });
-  TCAT_CHECK(failure.load() == int(dnnl_success), "gemm_int8_weights: oneDNN failed (status {}) for M={} N={} K={}",
-             failure.load(), M, N, K);
+  TCAT_CHECK(!failed.load(), "gemm_int8_weights: oneDNN's u8 x s8 GEMM failed for M={} N={} K={}", M, N, K);
 }
 
 }  // namespace tcat::kernels

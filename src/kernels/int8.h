@@ -14,6 +14,7 @@
 // integers exactly, so a row's result does not depend on how many rows share the product.
 #pragma once
 #include <cstdint>
+#include <vector>
 
 #include "core/tensor.h"
 
@@ -32,6 +33,20 @@ const float* int8_weight_scales(const Tensor& w);
 
 // out[0..K) = the dequantized row `row` of an int8 weight.
 void dequantize_int8_row(const Tensor& w, int64_t row, float* out);
+
+// Activations quantized once for any number of products with int8 weights.
+struct Int8Activations {
+  int64_t rows = 0, K = 0;
+  std::vector<uint8_t> values;  // rows x K, each value + 128
+  std::vector<float> scales;    // one per row
+};
+Int8Activations quantize_activations_int8(int64_t M, int64_t K, const float* x, int64_t ldx);
+
+// One tile of the product, on the calling thread: out[rows, cols] (row stride ldo) = activation
+// rows [m0, m0 + rows) times dequant(weight rows [n0, n0 + cols))^T + beta * out. `w` must be an
+// int8 weight of K columns (the caller checks). False when oneDNN failed.
+bool int8_tile(const Int8Activations& x, int64_t m0, int64_t rows, const Tensor& w, int64_t n0, int64_t cols,
+               float beta, float* out, int64_t ldo);
 
 // out[M, N] (row stride ldo) = x[M, K] (row stride ldx) * dequant(w)^T + beta * out.
 void gemm_int8_weights(int64_t M, int64_t N, int64_t K, const float* x, int64_t ldx, const Tensor& w, float beta,

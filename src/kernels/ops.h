@@ -4,6 +4,9 @@
 // Shape errors name the op and both shapes.
 #pragma once
 #include <cstdint>
+#include <limits>
+#include <span>
+#include <vector>
 
 #include "core/rng.h"
 #include "core/tensor.h"
@@ -35,6 +38,28 @@ Tensor softmax(const Tensor& x);
 Tensor softmax_backward(const Tensor& y, const Tensor& dy);       // y = softmax(x)
 Tensor log_softmax(const Tensor& x);
 Tensor log_softmax_backward(const Tensor& y, const Tensor& dy);   // y = log_softmax(x)
+
+// ---- choosing the best entries (next tokens) ----
+struct ScoredToken {
+  float score;
+  int64_t token;
+};
+// The n highest entries of row[0, size) into `out`, best first (the lower index first among equal
+// scores); NaN and -inf entries, and entries below `floor`, are never taken.
+void best_tokens(const float* row, int64_t size, int64_t n, std::vector<ScoredToken>& out,
+                 float floor = -std::numeric_limits<float>::infinity());
+
+struct RowTopK {
+  float max = 0, log_sum = 0;     // with log_sum_exp: log_softmax of a logit v is (v - max) - log_sum
+  std::vector<ScoredToken> best;  // scores are logits
+};
+// For each row of the logits x [R, K] * w [N, K]^T (+ bias) (w f32, bf16 or int8): the n highest
+// logits whose token is not `excluded` (best_tokens' order) and, with log_sum_exp, the row's
+// log-softmax terms over all N logits. The logits are consumed in cache-sized blocks
+// (linear_by_column_blocks), never written out whole. A row whose log-softmax is NaN (a NaN or
+// +inf logit) gets no best tokens, as best_tokens on its log_softmax would give.
+std::vector<RowTopK> linear_top_k(const Tensor& x, const Tensor& w, const Tensor* bias, int64_t n,
+                                  std::span<const int64_t> excluded, bool log_sum_exp);
 
 // ---- normalisation over the last dimension ----
 struct NormStats {

@@ -1,9 +1,13 @@
-// Softmax and log-softmax over the last dimension, and the cross-entropy loss built on them.
-// Every row is shifted by its maximum before exponentiating, so large logits cannot overflow and
-// -inf entries give probability 0.
+// Softmax and log-softmax over the last dimension, the cross-entropy loss built on them, and the
+// choice of the best next tokens from an output projection. Every row is shifted by its maximum
+// before exponentiating, so large logits cannot overflow and -inf entries give probability 0.
+#include <algorithm>
+#include <atomic>
 #include <cmath>
+#include <limits>
 
 #include "kernels/dispatch.h"
+#include "kernels/gemm.h"
 #include "kernels/ops.h"
 #include "kernels/ops_common.h"
 #include "kernels/vecmath.h"
@@ -47,6 +51,45 @@ TCAT_DISPATCH RowLse row_lse(const float* x, int64_t n) {
     shifted += double(d);
   }
   return {m, float(std::log(s)), float(shifted)};
+}
+
+// sum(exp(x - max)) of a block of a row, for a log-sum-exp put together from blocks.
+struct ExpSum {
+  float max;
+  double sum;
+};
+
+TCAT_DISPATCH ExpSum exp_sum(const float* x, int64_t n) {
+  const float m = row_max(x, n);
+  if (m == -std::numeric_limits<float>::infinity()) {  // each entry -inf or NaN (row_max skips NaN)
+    const bool nan = std::any_of(x, x + n, [](float v) { return std::isnan(v); });
+    return {m, nan ? std::numeric_limits<double>::quiet_NaN() : 0.0};
+  }
+  // A block is at most a few thousand entries: 32 float partial sums keep it to ~1e-7 relative,
+  // and the blocks are put together in double.
+  return {m, double(vsum(n, [x, m](int64_t i) { return vexp(x[i] - m); }))};
+}
+
+// The log-sum-exp of a row from its blocks' ExpSums: {max, log_sum} as RowLse has them.
+std::pair<float, float> merge_exp_sums(const ExpSum* blocks, int64_t count) {
+  float top = -std::numeric_limits<float>::infinity();
+  bool nan = false;
+  for (int64_t b = 0; b < count; ++b) {
+    top = std::max(top, blocks[b].max);
+    nan = nan || std::isnan(blocks[b].sum);
+  }
+  if (nan) return {top, std::numeric_limits<float>::quiet_NaN()};
+  double total = 0.0;
+  for (int64_t b = 0; b < count; ++b)
+    if (blocks[b].sum > 0.0) total += blocks[b].sum * std::exp(double(blocks[b].max) - double(top));
+  return {top, float(std::log(total))};
+}
+
+// value = max(value, candidate), atomically.
+void raise_to(std::atomic<float>& value, float candidate) {
+  float seen = value.load(std::memory_order_relaxed);
+  while (candidate > seen && !value.compare_exchange_weak(seen, candidate, std::memory_order_relaxed)) {
+  }
 }
 
 // y = (x - max) - log_sum, in PyTorch's order: exact for the largest entries.
@@ -178,6 +221,84 @@ float cross_entropy(const Tensor& logits_in, const Tensor& targets, float label_
     saved->count = counted;
   }
   return counted > 0 ? float(sum / double(counted)) : 0.0f;
+}
+
+TCAT_DISPATCH void best_tokens(const float* row, int64_t size, int64_t n, std::vector<ScoredToken>& out, float floor) {
+  constexpr int64_t kChunk = 32;
+  constexpr float kNever = -std::numeric_limits<float>::infinity();
+  out.clear();
+  float threshold = floor > kNever ? std::nextafter(floor, kNever) : kNever;  // taken: entries above it
+  for (int64_t begin = 0; begin < size; begin += kChunk) {
+    const int64_t end = std::min(begin + kChunk, size);
+    // Once `out` is full almost no chunk holds a better entry: a vectorised max skips them.
+    float chunk_max = threshold;
+#pragma omp simd reduction(max : chunk_max)
+    for (int64_t v = begin; v < end; ++v) chunk_max = row[v] > chunk_max ? row[v] : chunk_max;  // NaN ignored
+    if (!(chunk_max > threshold)) continue;
+    for (int64_t v = begin; v < end; ++v) {
+      if (!(row[v] > threshold)) continue;
+      const auto at = std::find_if(out.begin(), out.end(), [&](const ScoredToken& t) { return t.score < row[v]; });
+      out.insert(at, {row[v], v});
+      if (int64_t(out.size()) > n) out.pop_back();
+      if (int64_t(out.size()) == n) threshold = out.back().score;
+    }
+  }
+}
+
+std::vector<RowTopK> linear_top_k(const Tensor& x, const Tensor& w, const Tensor* bias, int64_t n,
+                                  std::span<const int64_t> excluded, bool log_sum_exp) {
+  const char* op = "linear_top_k";
+  TCAT_CHECK(n >= 1, "{}: asks for {} best tokens", op, n);
+  TCAT_CHECK(x.ndim() == 2 && w.ndim() == 2, "{}: input {} and weight {} must be matrices", op, x.desc(), w.desc());
+  const int64_t R = x.dim(0), N = w.dim(0);
+  for (int64_t id : excluded) TCAT_CHECK(id >= 0 && id < N, "{}: excluded token {} outside [0, {})", op, id, N);
+  // Per (row, block): the block's ExpSum and up to n best entries. Merged in block order below, so
+  // the result does not depend on which thread took which block.
+  const int64_t blocks = column_block_count(R, N);
+  const size_t slots = size_t(R * blocks);
+  std::vector<ExpSum> sums(log_sum_exp ? slots : 0);
+  std::vector<ScoredToken> candidates(slots * size_t(n));
+  std::vector<int64_t> found(slots, 0);
+  // Per row, the n-th best logit of any block seen so far: nothing below it can make the row's n
+  // best, so later blocks skip it (without it every block would rebuild a list from scratch).
+  // Which blocks have been seen varies from run to run; what the merge below selects does not.
+  std::vector<std::atomic<float>> floors(static_cast<size_t>(R));
+  for (auto& f : floors) f.store(-std::numeric_limits<float>::infinity(), std::memory_order_relaxed);
+  linear_by_column_blocks(x, w, bias, [&](int64_t block, int64_t n0, int64_t cols, float* values) {
+    thread_local std::vector<ScoredToken> best;
+    for (int64_t r = 0; r < R; ++r) {
+      float* row = values + r * cols;
+      const size_t slot = size_t(r * blocks + block);
+      if (log_sum_exp) sums[slot] = exp_sum(row, cols);
+      for (int64_t id : excluded)
+        if (id >= n0 && id < n0 + cols) row[id - n0] = -std::numeric_limits<float>::infinity();
+      std::atomic<float>& floor = floors[size_t(r)];
+      best_tokens(row, cols, n, best, floor.load(std::memory_order_relaxed));
+      for (size_t i = 0; i < best.size(); ++i) candidates[slot * size_t(n) + i] = {best[i].score, best[i].token + n0};
+      found[slot] = int64_t(best.size());
+      if (int64_t(best.size()) == n) raise_to(floor, best.back().score);
+    }
+  });
+  std::vector<RowTopK> out(static_cast<size_t>(R));
+  detail::parallel_rows(R, blocks * n, [&](int64_t r) {
+    RowTopK& row = out[size_t(r)];
+    const size_t first = size_t(r * blocks);
+    if (log_sum_exp) {
+      std::tie(row.max, row.log_sum) = merge_exp_sums(sums.data() + first, blocks);
+      if (std::isnan(row.log_sum)) return;
+    }
+    for (int64_t b = 0; b < blocks; ++b) {
+      const ScoredToken* c = candidates.data() + (first + size_t(b)) * size_t(n);
+      row.best.insert(row.best.end(), c, c + found[first + size_t(b)]);
+    }
+    const auto better = [](const ScoredToken& a, const ScoredToken& b) {
+      return a.score > b.score || (a.score == b.score && a.token < b.token);
+    };
+    const size_t keep = std::min(row.best.size(), size_t(n));
+    std::partial_sort(row.best.begin(), row.best.begin() + ptrdiff_t(keep), row.best.end(), better);
+    row.best.resize(keep);
+  });
+  return out;
 }
 
 Tensor cross_entropy_backward(const CrossEntropySaved& saved, const Tensor& targets, float label_smoothing,

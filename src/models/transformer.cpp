@@ -227,13 +227,17 @@ Var Transformer::position_bias(const nn::Embedding* table, int64_t first_query, 
   return ag::contiguous(ag::permute(bias, {2, 0, 1}));
 }
 
-Var Transformer::project(const Var& hidden) const {
+Var Transformer::head_input(const Var& hidden) const {
   if (!cfg_.output_head)
     throw UsageError("this model has no output head (a base checkpoint such as BertModel or "
                      "ElectraForPreTraining): it gives hidden states only");
   Var h = cfg_.output_scale != 1.0f ? ag::scale(hidden, cfg_.output_scale) : hidden;
   if (head_dense_) h = head_norm_->forward(nn::activate(head_dense_->forward(h), cfg_.activation));
-  return ag::linear(h, lm_head_ ? lm_head_->weight : target_table().weight, output_bias_);
+  return h;
+}
+
+Var Transformer::project(const Var& hidden) const {
+  return ag::linear(head_input(hidden), output_weight(), output_bias_);
 }
 
 Var Transformer::forward(const Tensor& src, const Tensor& tgt_in, const ForwardContext& ctx) const {
@@ -296,6 +300,12 @@ DecoderState Transformer::empty_decoder_state(int64_t rows, int64_t capacity, co
 }
 
 Tensor Transformer::decode_step(const Tensor& tokens, DecoderState& state) const {
+  ag::NoGradGuard no_grad;
+  const Var features(decode_step_features(tokens, state));
+  return ag::linear(features, output_weight(), output_bias_).value();
+}
+
+Tensor Transformer::decode_step_features(const Tensor& tokens, DecoderState& state) const {
   TCAT_CHECK(int64_t(state.layers_.size()) == cfg_.dec_layers && !decoder_.empty(),
              "decode_step: the state has {} layers, the decoder {}", state.layers_.size(), cfg_.dec_layers);
   const Tensor ids = tokens.ndim() == 1 ? tokens.reshape({tokens.dim(0), 1}) : tokens;
@@ -311,7 +321,8 @@ Tensor Transformer::decode_step(const Tensor& tokens, DecoderState& state) const
   const int64_t T = ids.dim(1);
   if (T > 1) x = Var(x.value().slice(1, T - 1, T).contiguous());  // only the last position is projected
   if (decoder_norm_) x = decoder_norm_->forward(x);
-  return project(x).value().view({state.rows(), cfg_.vocab});
+  const Tensor features = head_input(x).value();
+  return features.view({state.rows(), features.dim(-1)});
 }
 
 }  // namespace tcat::models

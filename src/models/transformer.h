@@ -65,7 +65,12 @@ class Transformer : public nn::Module {
   Var decode(const Tensor& tgt, const Tensor* tgt_valid, const Var& memory, const Tensor* src_valid,
              const ForwardContext& ctx, std::vector<Var>* hidden_states = nullptr) const;
   // hidden [..., d] -> logits [..., vocab] (through the output transform and bias if configured).
+  // project(h) = linear(head_input(h), output_weight(), output_bias()): the parts let a search
+  // consume the output projection in blocks (kernels::linear_top_k) instead of whole logits.
   Var project(const Var& hidden) const;
+  Var head_input(const Var& hidden) const;
+  const Var& output_weight() const { return lm_head_ ? lm_head_->weight : target_table().weight; }
+  const Var& output_bias() const { return output_bias_; }
 
   // Encoder-decoder convenience: logits [B, T, vocab] with padding masks from pad_id.
   Var forward(const Tensor& src, const Tensor& tgt_in, const ForwardContext& ctx) const;
@@ -80,6 +85,8 @@ class Transformer : public nn::Module {
   // state.length() onwards and returns the logits of the last one, [N, vocab]: the last position
   // of project(decode(every token so far)), without recomputing the prefix.
   Tensor decode_step(const Tensor& tokens, DecoderState& state) const;
+  // decode_step without the output projection: head_input of the last position, [N, width].
+  Tensor decode_step_features(const Tensor& tokens, DecoderState& state) const;
 
  private:
   // Token embeddings (scaled if configured) plus the positions first_position, first_position+1, ...

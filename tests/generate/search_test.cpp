@@ -133,3 +133,40 @@ TEST(Search, RejectsBadOptions) {
   EXPECT_THROW(generate::beam_search(*model, src, beam_options(2, 0.6f, 3, 5)), Error);
   EXPECT_THROW(generate::greedy_decode(*model, src, {kBos, kEos, 100000, 0}), Error);
 }
+
+// The scores the search keeps (from the output projection consumed in blocks) are the model's own
+// log-probabilities: the sum over the hypothesis (and its EOS) of the teacher-forced log_softmax.
+TEST(Search, HypothesisLogProbIsTheTeacherForcedLogProb) {
+  const auto model = random_model(21, true);
+  const Tensor src = sources(21, {6, 4, 9});
+  const int64_t max_len = 10;
+  const auto beams = generate::beam_search(*model, src, beam_options(3, 0.6f, 3, max_len));
+  for (size_t s = 0; s < beams.size(); ++s) {
+    for (const auto& h : beams[s]) {
+      const bool ended = int64_t(h.tokens.size()) < max_len;
+      std::vector<int64_t> tgt_in{kBos};
+      tgt_in.insert(tgt_in.end(), h.tokens.begin(), h.tokens.end());
+      std::vector<int64_t> next = h.tokens;
+      if (ended) {
+        next.push_back(kEos);
+      } else {
+        tgt_in.pop_back();
+      }
+      const int64_t T = int64_t(tgt_in.size());
+      const Tensor one_src = src.slice(0, int64_t(s), int64_t(s) + 1).contiguous();
+      const Tensor logits = model->forward(one_src, Tensor::from_ids(tgt_in, {1, T}), nn::ForwardContext{false, nullptr})
+                                .value()
+                                .contiguous();
+      const int64_t V = logits.dim(-1);
+      double logprob = 0;
+      for (int64_t t = 0; t < T; ++t) {
+        const float* row = logits.data<float>() + t * V;
+        const float top = *std::max_element(row, row + V);
+        double sum = 0;
+        for (int64_t v = 0; v < V; ++v) sum += std::exp(double(row[v]) - top);
+        logprob += double(row[next[size_t(t)]]) - top - std::log(sum);
+      }
+      EXPECT_NEAR(h.logprob, logprob, 1e-4) << "sentence " << s;
+    }
+  }
+}
