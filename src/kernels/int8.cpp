@@ -14,6 +14,7 @@
 #include "kernels/gemm.h"
 #include "kernels/int8_rows.h"
 #include "kernels/ops_common.h"
+#include "kernels/vecmath.h"
 
 namespace tcat::kernels {
 namespace {
@@ -45,11 +46,9 @@ const int32_t* compensations(const Tensor& w) {
 // Row x ~= a * scale with |a| <= 127, stored as a + 128; returns the scale (1 for a zero row). A
 // row holding NaN or Inf gets a NaN scale, so its outputs are NaN as in fp32.
 TCAT_DISPATCH float quantize_activation_row(const float* x, int64_t K, uint8_t* q) {
-  float peak = 0.0f, poison = 0.0f;
-  for (int64_t k = 0; k < K; ++k) {
-    peak = std::max(peak, std::fabs(x[k]));
-    poison += x[k] * 0.0f;  // NaN if any value is NaN or Inf
-  }
+  // Vectorised reductions: a plain loop here is one long chain of dependent max/add steps.
+  const float peak = vmax(K, [x](int64_t k) { return std::fabs(x[k]); });
+  const float poison = vsum(K, [x](int64_t k) { return x[k] * 0.0f; });  // NaN if any value is NaN or Inf
   if (poison != 0.0f) {
     std::fill(q, q + K, uint8_t(128));
     return std::numeric_limits<float>::quiet_NaN();

@@ -273,7 +273,14 @@ std::vector<RowTopK> linear_top_k(const Tensor& x, const Tensor& w, const Tensor
       for (int64_t id : excluded)
         if (id >= n0 && id < n0 + cols) row[id - n0] = -std::numeric_limits<float>::infinity();
       std::atomic<float>& floor = floors[size_t(r)];
-      best_tokens(row, cols, n, best, floor.load(std::memory_order_relaxed));
+      const float below = floor.load(std::memory_order_relaxed);
+      // Most blocks of a wide row hold nothing above the floor: their maximum (known from the exp
+      // sum) says so without a scan.
+      if (log_sum_exp && sums[slot].max < below) {
+        found[slot] = 0;
+        continue;
+      }
+      best_tokens(row, cols, n, best, below);
       for (size_t i = 0; i < best.size(); ++i) candidates[slot * size_t(n) + i] = {best[i].score, best[i].token + n0};
       found[slot] = int64_t(best.size());
       if (int64_t(best.size()) == n) raise_to(floor, best.back().score);
