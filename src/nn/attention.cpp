@@ -69,9 +69,38 @@ void KVCache::append(const Tensor& src, int64_t column) {
 }
 
 void KVCache::reorder(const std::vector<int64_t>& rows) {
-  bool identity = int64_t(rows.size()) == this->rows();
-  for (size_t i = 0; identity && i < rows.size(); ++i) identity = rows[i] == int64_t(i);
-  if (!identity) buffer_ = gather_rows(buffer_, rows, length_);
+  const int64_t n = int64_t(rows.size()), old = this->rows();
+  if (n > old) {  // more rows than before (beams spreading out): a new buffer
+    buffer_ = gather_rows(buffer_, rows, length_);
+    return;
+  }
+  // In place, writing only the rows whose source differs (beam search keeps many rows where they
+  // are); a source that is itself written over is saved first.
+  std::vector<int64_t> changed, saved_at(size_t(old), -1), saved_rows;
+  for (int64_t i = 0; i < n; ++i) {
+    TCAT_CHECK(rows[size_t(i)] >= 0 && rows[size_t(i)] < old, "KVCache::reorder: row {} of {}", rows[size_t(i)], old);
+    if (rows[size_t(i)] != i) changed.push_back(i);
+  }
+  for (int64_t i : changed) {
+    const int64_t source = rows[size_t(i)];
+    const bool overwritten = source < n && rows[size_t(source)] != source;
+    if (overwritten && saved_at[size_t(source)] < 0) {
+      saved_at[size_t(source)] = int64_t(saved_rows.size());
+      saved_rows.push_back(source);
+    }
+  }
+  const Tensor saved = saved_rows.empty() ? Tensor() : gather_rows(buffer_, saved_rows, length_);
+  const size_t row_bytes = size_t(buffer_.strides()[0]) * sizeof(float);
+  const size_t copy_bytes = size_t(length_ * buffer_.strides()[1]) * sizeof(float);
+  auto* data = static_cast<char*>(buffer_.raw_data());
+  const auto* saved_data = saved.defined() ? static_cast<const char*>(saved.raw_data()) : nullptr;
+#pragma omp parallel for if (changed.size() * copy_bytes > (size_t(1) << 20))
+  for (size_t c = 0; c < changed.size(); ++c) {
+    const int64_t i = changed[c], source = rows[size_t(i)], slot = saved_at[size_t(source)];
+    const char* from = slot >= 0 ? saved_data + size_t(slot) * row_bytes : data + size_t(source) * row_bytes;
+    std::memcpy(data + size_t(i) * row_bytes, from, copy_bytes);
+  }
+  if (n < old) buffer_ = buffer_.slice(0, 0, n);
 }
 
 MultiHeadAttention::MultiHeadAttention(const AttentionOptions& o, const Init& init)
