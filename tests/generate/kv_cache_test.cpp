@@ -1,7 +1,7 @@
 // Incremental decoding with the KV cache against the full recompute: at every step the logits of
 // Transformer::decode_step must equal project(decode(whole prefix)) at the last position, for
 // post-norm and pre-norm models, padded sources, GQA, learned positions, a decoder-only layout,
-// multi-token steps (prompts), and after beam-style row reordering.
+// multi-token steps (prompts), and after beam-style row reordering (growing, permuting, shrinking).
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -103,7 +103,11 @@ void check_encoder_decoder(const models::ArchConfig& cfg, const std::string& nam
   const std::vector<int64_t> shuffle{1, 0, 5, 4, 3, 3};  // groups broken up
   state.reorder(shuffle);
   src_now = rows_of(src_now, shuffle), tgt_now = rows_of(tgt_now, shuffle);
-  check_steps(model, src_now, tgt_now, state, 1, name + " shuffled");
+  check_steps(model, src_now, tgt_now.slice(1, 0, 8).contiguous(), state, 1, name + " shuffled");
+  const std::vector<int64_t> fewer{4, 1, 0};  // sentences finished: fewer rows, rearranged in place
+  state.reorder(fewer);
+  src_now = rows_of(src_now, fewer), tgt_now = rows_of(tgt_now, fewer);
+  check_steps(model, src_now, tgt_now, state, 1, name + " fewer rows");
 }
 
 }  // namespace
