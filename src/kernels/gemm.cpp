@@ -236,9 +236,14 @@ void linear_into(const Tensor& x_in, const Tensor& w_in, const Tensor* bias, Ten
   }
   float* o = out.data<float>();
   float beta = accumulate ? 1.0f : 0.0f;
+  const Tensor bias_f32 = bias ? bias->contiguous().to(DType::F32) : Tensor();
+  if (w_in.dtype() == DType::I8) {  // the bias is added in the tiles' epilogue
+    const Tensor x = x_in.to(DType::F32).contiguous();
+    gemm_int8_weights(R, N, K, x.data<float>(), K, w_in, bias ? bias_f32.data<float>() : nullptr, beta, o, N);
+    return;
+  }
   if (bias) {
-    const Tensor bc = bias->contiguous().to(DType::F32);
-    const float* bp = bc.data<float>();
+    const float* bp = bias_f32.data<float>();
     // Bias goes into the output first so the GEMM adds onto it (beta = 1): no separate pass.
 #pragma omp parallel for if (R * N > 65536)
     for (int64_t r = 0; r < R; ++r) {
@@ -251,10 +256,7 @@ void linear_into(const Tensor& x_in, const Tensor& w_in, const Tensor* bias, Ten
     }
     beta = 1.0f;
   }
-  if (w_in.dtype() == DType::I8) {
-    const Tensor x = x_in.to(DType::F32).contiguous();
-    gemm_int8_weights(R, N, K, x.data<float>(), K, w_in, beta, o, N);
-  } else if (precision == MatmulPrecision::F32 && R <= kSkinnyMaxRows &&
+  if (precision == MatmulPrecision::F32 && R <= kSkinnyMaxRows &&
       (w_in.dtype() == DType::F32 || w_in.dtype() == DType::BF16)) {
     const Tensor x = x_in.to(DType::F32).contiguous();
     const Tensor w = w_in.contiguous();
@@ -310,8 +312,10 @@ void linear_by_column_blocks(const Tensor& x_in, const Tensor& w_in, const Tenso
     const float* xf = x.data<float>();
     // Inside the parallel region the products below run on the calling thread.
     bool ok = true;
+    const float* b = bias.defined() ? bias.data<float>() : nullptr;
     if (w.dtype() == DType::I8) {
-      ok = int8_tile(xq, 0, R, w, n0, cols, 0.0f, v, cols);
+      ok = int8_tile(xq, 0, R, w, n0, cols, b, 0.0f, v, cols);
+      b = nullptr;  // added by the tile
     } else if (R <= kSkinnyMaxRows && w.dtype() == DType::F32) {
       skinny_gemm(R, cols, K, xf, K, w.data<float>() + n0 * K, K, v, cols, false);
     } else if (R <= kSkinnyMaxRows) {
@@ -331,10 +335,9 @@ void linear_by_column_blocks(const Tensor& x_in, const Tensor& w_in, const Tenso
       failed.store(true);
       return;
     }
-    if (bias.defined()) {
-      const float* b = bias.data<float>() + n0;
+    if (b) {
       for (int64_t r = 0; r < R; ++r)
-        for (int64_t c = 0; c < cols; ++c) v[r * cols + c] += b[c];
+        for (int64_t c = 0; c < cols; ++c) v[r * cols + c] += b[n0 + c];
     }
     consume(block, n0, cols, v);
   });

@@ -58,14 +58,19 @@ TCAT_DISPATCH float quantize_activation_row(const float* x, int64_t K, uint8_t* 
   return scale;
 }
 
+// The tile's epilogue, bias included: one pass over the output.
 TCAT_DISPATCH void dequantize_tile(int64_t rows, int64_t cols, const int32_t* acc, const float* row_scales,
-                                   const float* col_scales, float beta, float* out, int64_t ldo) {
+                                   const float* col_scales, const float* bias, float beta, float* out, int64_t ldo) {
   for (int64_t m = 0; m < rows; ++m) {
     const int32_t* a = acc + m * cols;
     float* o = out + m * ldo;
     const float s = row_scales[m];
-    if (beta == 0.0f) {
+    if (beta == 0.0f && bias) {
+      for (int64_t n = 0; n < cols; ++n) o[n] = float(a[n]) * s * col_scales[n] + bias[n];
+    } else if (beta == 0.0f) {
       for (int64_t n = 0; n < cols; ++n) o[n] = float(a[n]) * s * col_scales[n];
+    } else if (bias) {
+      for (int64_t n = 0; n < cols; ++n) o[n] = beta * o[n] + (float(a[n]) * s * col_scales[n] + bias[n]);
     } else {
       for (int64_t n = 0; n < cols; ++n) o[n] = beta * o[n] + float(a[n]) * s * col_scales[n];
     }
@@ -138,7 +143,7 @@ Int8Activations quantize_activations_int8(int64_t M, int64_t K, const float* x, 
 }
 
 bool int8_tile(const Int8Activations& x, int64_t m0, int64_t rows, const Tensor& w, int64_t n0, int64_t cols,
-               float beta, float* out, int64_t ldo) {
+               const float* bias, float beta, float* out, int64_t ldo) {
   // Per-thread int32 products, kept across calls (decoding makes many small ones).
   thread_local std::vector<int32_t> acc;
   acc.resize(size_t(rows * cols));
@@ -154,12 +159,13 @@ bool int8_tile(const Int8Activations& x, int64_t m0, int64_t rows, const Tensor&
                                                acc.data(), cols, comp + n0);
     if (st != dnnl_success) return false;
   }
-  dequantize_tile(rows, cols, acc.data(), x.scales.data() + m0, int8_weight_scales(w) + n0, beta, out, ldo);
+  dequantize_tile(rows, cols, acc.data(), x.scales.data() + m0, int8_weight_scales(w) + n0, bias ? bias + n0 : nullptr,
+                  beta, out, ldo);
   return true;
 }
 
-void gemm_int8_weights(int64_t M, int64_t N, int64_t K, const float* x, int64_t ldx, const Tensor& w, float beta,
-                       float* out, int64_t ldo) {
+void gemm_int8_weights(int64_t M, int64_t N, int64_t K, const float* x, int64_t ldx, const Tensor& w,
+                       const float* bias, float beta, float* out, int64_t ldo) {
   TCAT_CHECK(is_int8_weight(w) && w.dim(0) == N && w.dim(1) == K,
              "gemm_int8_weights: weight {} is not an int8 weight of [{}, {}]", w.desc(), N, K);
   if (M == 0 || N == 0) return;
@@ -174,7 +180,7 @@ void gemm_int8_weights(int64_t M, int64_t N, int64_t K, const float* x, int64_t 
   detail::parallel_claims(tiles, tiles > 1 && !omp_in_parallel(), [&](int64_t tile) {
     const int64_t m0 = tile % row_tiles * row_tile, n0 = tile / row_tiles * column_tile;
     const int64_t rows = std::min(row_tile, M - m0), cols = std::min(column_tile, N - n0);
-    if (!int8_tile(xq, m0, rows, w, n0, cols, beta, out + m0 * ldo + n0, ldo)) failed.store(true);
+    if (!int8_tile(xq, m0, rows, w, n0, cols, bias, beta, out + m0 * ldo + n0, ldo)) failed.store(true);
   });
   TCAT_CHECK(!failed.load(), "gemm_int8_weights: oneDNN's u8 x s8 GEMM failed for M={} N={} K={}", M, N, K);
 }

@@ -102,13 +102,20 @@ TEST(Int8Weights, ProductsAreExactOnRepresentableValues) {
     const auto w = representable(s.N, s.K, s.K, kernels::kInt8WeightMax, rng);
     const Tensor q = kernels::quantize_weight_int8(matrix(w, s.N, s.K));
     const auto want = exact_product(x, ldx, w, s.M, s.N, s.K);
-    for (float beta : {0.0f, 1.0f}) {
-      std::vector<float> out(size_t(s.M * ldo), 0.5f);
-      kernels::gemm_int8_weights(s.M, s.N, s.K, x.data(), ldx, q, beta, out.data(), ldo);
-      for (int64_t m = 0; m < s.M; ++m)
-        for (int64_t n = 0; n < s.N; ++n)
-          ASSERT_EQ(out[size_t(m * ldo + n)], float(want[size_t(m * s.N + n)] + 0.5 * beta)) << m << "," << n;
-      for (int64_t m = 0; m < s.M; ++m) ASSERT_EQ(out[size_t(m * ldo + s.N)], 0.5f) << "wrote past the row";
+    std::vector<float> column_bias(size_t(s.N));
+    for (int64_t n = 0; n < s.N; ++n) column_bias[size_t(n)] = float(n % 5) - 2.0f;
+    for (const float* bias : {static_cast<const float*>(nullptr), static_cast<const float*>(column_bias.data())}) {
+      for (float beta : {0.0f, 1.0f}) {
+        SCOPED_TRACE(::testing::Message() << "bias " << (bias != nullptr) << " beta " << beta);
+        std::vector<float> out(size_t(s.M * ldo), 0.5f);
+        kernels::gemm_int8_weights(s.M, s.N, s.K, x.data(), ldx, q, bias, beta, out.data(), ldo);
+        for (int64_t m = 0; m < s.M; ++m)
+          for (int64_t n = 0; n < s.N; ++n)
+            ASSERT_EQ(out[size_t(m * ldo + n)],
+                      float(want[size_t(m * s.N + n)] + (bias ? bias[n] : 0.0) + 0.5 * beta))
+                << m << "," << n;
+        for (int64_t m = 0; m < s.M; ++m) ASSERT_EQ(out[size_t(m * ldo + s.N)], 0.5f) << "wrote past the row";
+      }
     }
     // Through linear(), with a bias.
     std::vector<float> dense(size_t(s.M * s.K));
