@@ -16,7 +16,7 @@ std::vector<std::vector<int64_t>> greedy_decode(const models::Transformer& model
     const int64_t rows = int64_t(tokens.size());
     const auto top = next_tokens(model, tokens, start.state, 1, step - 1, opt, false);
     for (int64_t r = 0; r < rows; ++r)
-      best[size_t(r)] = top[size_t(r)].empty() ? opt.eos_id : top[size_t(r)].front().token;  // no number: stop
+      best[size_t(r)] = top[size_t(r)].empty() ? opt.eos_id : top[size_t(r)].front().token;  // no usable logit (NaN): stop
     std::vector<int64_t> keep, next, next_sentence;
     for (int64_t r = 0; r < rows; ++r) {
       const int64_t s = sentence_of_row[size_t(r)], token = best[size_t(r)];
