@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <exception>
 #include <map>
 #include <mutex>
 #include <optional>
@@ -303,45 +304,32 @@ void linear_by_column_blocks(const Tensor& x_in, const Tensor& w_in, const Tenso
   const Int8Activations xq = w.dtype() == DType::I8 ? quantize_activations_int8(R, K, x.data<float>(), K)
                                                      : Int8Activations{};
   const int64_t width = column_block_width(R, N), blocks = (N + width - 1) / width;
+  // An error inside the parallel region must not escape it: the first one is kept and rethrown.
+  std::exception_ptr failure;
   std::atomic<bool> failed{false};
   detail::parallel_claims(blocks, blocks > 1 && !omp_in_parallel(), [&](int64_t block) {
-    thread_local std::vector<float> values, widened;
-    const int64_t n0 = block * width, cols = std::min(width, N - n0);
-    values.resize(size_t(R * cols));
-    float* v = values.data();
-    const float* xf = x.data<float>();
-    // Inside the parallel region the products below run on the calling thread.
-    bool ok = true;
-    const float* b = bias.defined() ? bias.data<float>() : nullptr;
-    if (w.dtype() == DType::I8) {
-      ok = int8_tile(xq, 0, R, w, n0, cols, b, 0.0f, v, cols);
-      b = nullptr;  // added by the tile
-    } else if (R <= kSkinnyMaxRows && w.dtype() == DType::F32) {
-      skinny_gemm(R, cols, K, xf, K, w.data<float>() + n0 * K, K, v, cols, false);
-    } else if (R <= kSkinnyMaxRows) {
-      skinny_gemm(R, cols, K, xf, K, w.data<bf16>() + n0 * K, K, v, cols, false);
-    } else {
-      const float* wf = nullptr;
-      if (w.dtype() == DType::BF16) {
-        widened.resize(size_t(cols * K));
-        widen_span(w.data<bf16>() + n0 * K, cols * K, widened.data());
-        wf = widened.data();
+    if (failed.load(std::memory_order_relaxed)) return;
+    try {
+      const int64_t n0 = block * width, cols = std::min(width, N - n0);
+      Tensor values = Tensor::empty({R, cols});
+      if (w.dtype() == DType::I8) {
+        TCAT_CHECK(int8_tile(xq, 0, R, w, n0, cols, bias.defined() ? bias.data<float>() : nullptr, 0.0f,
+                             values.data<float>(), cols),
+                   "{}: oneDNN's u8 x s8 GEMM failed on input {} and weight {}", op, x_in.desc(), w_in.desc());
       } else {
-        wf = w.data<float>() + n0 * K;
+        // Inside the parallel region linear_into's products run on the calling thread.
+        const Tensor block_bias = bias.defined() ? bias.slice(0, n0, n0 + cols) : Tensor();
+        linear_into(x, w.slice(0, n0, n0 + cols), bias.defined() ? &block_bias : nullptr, values, false,
+                    MatmulPrecision::F32);
       }
-      ok = dnnl_sgemm('N', 'T', R, cols, K, 1.0f, xf, K, wf, K, 0.0f, v, cols) == dnnl_success;
+      consume(block, n0, cols, values.data<float>());
+    } catch (...) {
+#pragma omp critical(linear_by_column_blocks_failure)
+      if (!failure) failure = std::current_exception();
+      failed.store(true, std::memory_order_relaxed);
     }
-    if (!ok) {
-      failed.store(true);
-      return;
-    }
-    if (b) {
-      for (int64_t r = 0; r < R; ++r)
-        for (int64_t c = 0; c < cols; ++c) v[r * cols + c] += b[n0 + c];
-    }
-    consume(block, n0, cols, v);
   });
-  TCAT_CHECK(!failed.load(), "{}: oneDNN failed on input {} and weight {}", op, x_in.desc(), w_in.desc());
+  if (failure) std::rethrow_exception(failure);
 }
 
 Tensor linear(const Tensor& x, const Tensor& w, const Tensor* bias, MatmulPrecision precision) {

@@ -52,8 +52,9 @@ Tensor linear(const Tensor& x, const Tensor& w, const Tensor* bias,
 // writing out (an output projection onto a vocabulary): consume(block, n0, cols, values) receives
 // columns [n0, n0 + cols) of every row, values[r * cols + c], on the thread that computed them,
 // while they are still in its cache, and may overwrite them. Blocks are numbered from the left,
-// 0 .. column_block_count(R, N) - 1, and run in parallel in any order; consume must not throw.
-// w may be f32, bf16 (widened per block) or int8 (activations quantized once).
+// 0 .. column_block_count(R, N) - 1, and run in parallel in any order; after an error (from a
+// product or from consume) no further block starts and the first error is rethrown. w may be f32,
+// bf16 (linear_into's products on each block) or int8 (activations quantized once).
 using ColumnBlockConsumer = std::function<void(int64_t block, int64_t n0, int64_t cols, float* values)>;
 int64_t column_block_count(int64_t R, int64_t N);
 void linear_by_column_blocks(const Tensor& x, const Tensor& w, const Tensor* bias, const ColumnBlockConsumer& consume);

@@ -276,10 +276,7 @@ std::vector<RowTopK> linear_top_k(const Tensor& x, const Tensor& w, const Tensor
       const float below = floor.load(std::memory_order_relaxed);
       // Most blocks of a wide row hold nothing above the floor: their maximum (known from the exp
       // sum) says so without a scan.
-      if (log_sum_exp && sums[slot].max < below) {
-        found[slot] = 0;
-        continue;
-      }
+      if (log_sum_exp && sums[slot].max < below) continue;  // found[slot] stays 0
       best_tokens(row, cols, n, best, below);
       for (size_t i = 0; i < best.size(); ++i) candidates[slot * size_t(n) + i] = {best[i].score, best[i].token + n0};
       found[slot] = int64_t(best.size());

@@ -208,3 +208,14 @@ TEST(LinearTopK, RejectsBadArguments) {
   const Tensor short_bias = Tensor::full({49}, 0.0f);
   EXPECT_THROW(kernels::linear_top_k(x, w, &short_bias, 2, std::vector<int64_t>{}, true), Error);
 }
+
+TEST(LinearByColumnBlocks, AnErrorInABlockReachesTheCaller) {
+  Rng rng(7);
+  const Tensor x = random_matrix(12, 16, 1.0f, rng), w = random_matrix(3000, 16, 1.0f, rng);
+  ASSERT_GT(kernels::column_block_count(12, 3000), 3);
+  EXPECT_THROW(kernels::linear_by_column_blocks(x, w, nullptr,
+                                                [](int64_t block, int64_t, int64_t, float*) {
+                                                  if (block == 3) throw Error("block 3 failed");
+                                                }),
+               Error);
+}
