@@ -313,9 +313,10 @@ void linear_by_column_blocks(const Tensor& x_in, const Tensor& w_in, const Tenso
       const int64_t n0 = block * width, cols = std::min(width, N - n0);
       Tensor values = Tensor::empty({R, cols});
       if (w.dtype() == DType::I8) {
-        TCAT_CHECK(int8_tile(xq, 0, R, w, n0, cols, bias.defined() ? bias.data<float>() : nullptr, 0.0f,
-                             values.data<float>(), cols),
-                   "{}: oneDNN's u8 x s8 GEMM failed on input {} and weight {}", op, x_in.desc(), w_in.desc());
+        const char* why = int8_tile(xq, 0, R, w, n0, cols, bias.defined() ? bias.data<float>() : nullptr, 0.0f,
+                                    values.data<float>(), cols);
+        TCAT_CHECK(!why, "{}: oneDNN's u8 x s8 GEMM failed on input {} and weight {}: {}", op, x_in.desc(),
+                   w_in.desc(), why);
       } else {
         // Inside the parallel region linear_into's products run on the calling thread.
         const Tensor block_bias = bias.defined() ? bias.slice(0, n0, n0 + cols) : Tensor();

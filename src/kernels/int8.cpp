@@ -1,6 +1,7 @@
 #include "kernels/int8.h"
 
 #include <dnnl.h>
+#include <dnnl_debug.h>
 #include <omp.h>
 
 #include <algorithm>
@@ -142,8 +143,8 @@ Int8Activations quantize_activations_int8(int64_t M, int64_t K, const float* x, 
   return q;
 }
 
-bool int8_tile(const Int8Activations& x, int64_t m0, int64_t rows, const Tensor& w, int64_t n0, int64_t cols,
-               const float* bias, float beta, float* out, int64_t ldo) {
+const char* int8_tile(const Int8Activations& x, int64_t m0, int64_t rows, const Tensor& w, int64_t n0, int64_t cols,
+                      const float* bias, float beta, float* out, int64_t ldo) {
   // Per-thread int32 products, kept across calls (decoding makes many small ones).
   thread_local std::vector<int32_t> acc;
   acc.resize(size_t(rows * cols));
@@ -157,11 +158,11 @@ bool int8_tile(const Int8Activations& x, int64_t m0, int64_t rows, const Tensor&
     // Inside a parallel region oneDNN runs the tile on the calling thread.
     const dnnl_status_t st = dnnl_gemm_u8s8s32('N', 'T', 'R', rows, cols, K, 1.0f, xq, K, 0, q + n0 * K, K, 0, 0.0f,
                                                acc.data(), cols, comp + n0);
-    if (st != dnnl_success) return false;
+    if (st != dnnl_success) return dnnl_status2str(st);
   }
   dequantize_tile(rows, cols, acc.data(), x.scales.data() + m0, int8_weight_scales(w) + n0, bias ? bias + n0 : nullptr,
                   beta, out, ldo);
-  return true;
+  return nullptr;
 }
 
 void gemm_int8_weights(int64_t M, int64_t N, int64_t K, const float* x, int64_t ldx, const Tensor& w,
@@ -176,13 +177,14 @@ void gemm_int8_weights(int64_t M, int64_t N, int64_t K, const float* x, int64_t 
   const int64_t column_tile = few_rows ? few_row_column_tile(N) : wide_or_narrow;
   const int64_t row_tiles = (M + row_tile - 1) / row_tile, column_tiles = (N + column_tile - 1) / column_tile;
   const int64_t tiles = row_tiles * column_tiles;
-  std::atomic<bool> failed{false};
+  std::atomic<const char*> failure{nullptr};
   detail::parallel_claims(tiles, tiles > 1 && !omp_in_parallel(), [&](int64_t tile) {
     const int64_t m0 = tile % row_tiles * row_tile, n0 = tile / row_tiles * column_tile;
     const int64_t rows = std::min(row_tile, M - m0), cols = std::min(column_tile, N - n0);
-    if (!int8_tile(xq, m0, rows, w, n0, cols, bias, beta, out + m0 * ldo + n0, ldo)) failed.store(true);
+    if (const char* why = int8_tile(xq, m0, rows, w, n0, cols, bias, beta, out + m0 * ldo + n0, ldo)) failure = why;
   });
-  TCAT_CHECK(!failed.load(), "gemm_int8_weights: oneDNN's u8 x s8 GEMM failed for M={} N={} K={}", M, N, K);
+  TCAT_CHECK(!failure.load(), "gemm_int8_weights: oneDNN's u8 x s8 GEMM failed for M={} N={} K={}: {}", M, N, K,
+             failure.load());
 }
 
 }  // namespace tcat::kernels

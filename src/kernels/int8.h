@@ -44,9 +44,9 @@ Int8Activations quantize_activations_int8(int64_t M, int64_t K, const float* x, 
 
 // One tile of the product, on the calling thread: out[rows, cols] (row stride ldo) = activation
 // rows [m0, m0 + rows) times dequant(weight rows [n0, n0 + cols))^T (+ bias[n0, n0 + cols) if not
-// null) + beta * out. `w` must be an int8 weight of K columns (the caller checks). False when
-// oneDNN failed.
-bool int8_tile(const Int8Activations& x, int64_t m0, int64_t rows, const Tensor& w, int64_t n0, int64_t cols,
+// null) + beta * out. `w` must be an int8 weight of K columns (the caller checks). Returns null, or
+// oneDNN's reason when its GEMM failed (the caller raises the error: tiles run inside parallel regions).
+const char* int8_tile(const Int8Activations& x, int64_t m0, int64_t rows, const Tensor& w, int64_t n0, int64_t cols,
                const float* bias, float beta, float* out, int64_t ldo);
 
 // out[M, N] (row stride ldo) = x[M, K] (row stride ldx) * dequant(w)^T (+ bias[N] if not null)

@@ -3,6 +3,7 @@
 #include <cmath>
 #include <cstring>
 #include <limits>
+#include <utility>
 
 #include "kernels/attention.h"
 
@@ -14,6 +15,17 @@ static int64_t checked_head_dim(const AttentionOptions& o) {
              "attention: {} heads do not divide d_model {}", o.heads, o.d_model);
   TCAT_CHECK(kvh > 0 && o.heads % kvh == 0, "attention: {} kv heads do not divide {} heads", kvh, o.heads);
   return o.head_dim > 0 ? o.head_dim : o.d_model / o.heads;
+}
+
+// For each i < count, copies `bytes` to and from the addresses target(i) returns ({to, from});
+// large copies (beam search over big batches) are shared by both cores.
+template <class Target>
+static void copy_rows(size_t count, size_t bytes, const Target& target) {
+#pragma omp parallel for if (count * bytes > (size_t(1) << 20))
+  for (size_t i = 0; i < count; ++i) {
+    const auto [to, from] = target(i);
+    std::memcpy(to, from, bytes);
+  }
 }
 
 Tensor gather_rows(const Tensor& t, const std::vector<int64_t>& rows, int64_t steps) {
@@ -29,10 +41,9 @@ Tensor gather_rows(const Tensor& t, const std::vector<int64_t>& rows, int64_t st
   auto* dst = static_cast<char*>(out.raw_data());
   for (size_t i = 0; i < rows.size(); ++i)
     TCAT_CHECK(rows[i] >= 0 && rows[i] < t.dim(0), "gather_rows: row {} of {}", rows[i], t.desc());
-  // Large caches (beam search over big batches) are copied by both cores.
-#pragma omp parallel for if (rows.size() * copy_bytes > (size_t(1) << 20))
-  for (size_t i = 0; i < rows.size(); ++i)
-    std::memcpy(dst + i * row_bytes, src + size_t(rows[i]) * row_bytes, copy_bytes);
+  copy_rows(rows.size(), copy_bytes, [&](size_t i) {
+    return std::pair(dst + i * row_bytes, src + size_t(rows[i]) * row_bytes);
+  });
   return out;
 }
 
@@ -94,12 +105,11 @@ void KVCache::reorder(const std::vector<int64_t>& rows) {
   const size_t copy_bytes = size_t(length_ * buffer_.strides()[1]) * sizeof(float);
   auto* data = static_cast<char*>(buffer_.raw_data());
   const auto* saved_data = saved.defined() ? static_cast<const char*>(saved.raw_data()) : nullptr;
-#pragma omp parallel for if (changed.size() * copy_bytes > (size_t(1) << 20))
-  for (size_t c = 0; c < changed.size(); ++c) {
+  copy_rows(changed.size(), copy_bytes, [&](size_t c) {
     const int64_t i = changed[c], source = rows[size_t(i)], slot = saved_at[size_t(source)];
     const char* from = slot >= 0 ? saved_data + size_t(slot) * row_bytes : data + size_t(source) * row_bytes;
-    std::memcpy(data + size_t(i) * row_bytes, from, copy_bytes);
-  }
+    return std::pair(data + size_t(i) * row_bytes, from);
+  });
   if (n < old) buffer_ = buffer_.slice(0, 0, n);
 }
 
