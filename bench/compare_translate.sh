@@ -5,9 +5,10 @@
 # (batch 32, beam 1), (32, 4), (1, 1) and (1, 4). Plan: bench/data/translation_inputs.json
 # (bench/translation_plan.py; batch 32 = 512 sentences, 8928 target tokens; batch 1 = 64 sentences,
 # 1081 target tokens; every output length forced). The memory read bandwidth probe
-# (../shared/bench/peers/membw.c) runs before each of tcat's timed passes: batch-1 greedy is reported
-# as the median over passes of speed / the limit that pass's bandwidth sets (every decoder step reads
-# all decoder weights and the output projection). Batch 32 beam 4 is bound by arithmetic instead:
+# (../shared/bench/peers/membw.c) runs before every 16 batches of tcat's timed passes (batch 1: four
+# times a pass): batch-1 greedy is reported as the median over passes of the time the pass's tokens
+# need at the bandwidth each probe read for its quarter / the time taken (every decoder step reads all
+# decoder weights and the output projection). Batch 32 beam 4 is bound by arithmetic instead:
 # its FLOPs per pass over the time give tcat's GFLOP/s, set against this machine's sgemm rate
 # (../shared/bench/peers/gemm_check.py, same run) and against CTranslate2's share of its own
 # machine's sgemm rate (one sgemm measurement per run, which drifts with the machine; for that
@@ -55,7 +56,7 @@ SGEMM=$(echo "$SGEMM" | head -1)
 TORCH=$(torch_run 32 1; torch_run 32 4; torch_run 1 1; torch_run 1 4)
 TCAT=$(for weights in f32 int8; do
   OMP_NUM_THREADS="$THREADS" "$BUILD/bench/translate_decode" --inputs "$INPUTS" --threads "$THREADS" \
-    --runs "$RUNS" --max-batches "$MAX_BATCHES" --membw "$MEMBW" --weights $weights
+    --runs "$RUNS" --max-batches "$MAX_BATCHES" --membw "$MEMBW" --membw-every 16 --weights $weights
 done)
 
 /usr/bin/python3 - "$THREADS" "$MAX_BATCHES" "$INPUTS" "$SGEMM" "$TORCH" "$TCAT" <<'PY'
@@ -104,16 +105,23 @@ linear = lambda n_in, n_out: n_in * n_out + n_out
 per_layer = 4 * linear(d, d) + 2 * linear(d, d) + linear(d, d_ff) + linear(d_ff, d) + 3 * 2 * d
 step_bytes = 4 * (layers * per_layer + vocab * d)
 greedy1 = tcat[(1, 1)]
-shares = [greedy1["target_tokens"] / t / (gbps * 1e9 / step_bytes) for t, gbps in zip(greedy1["times"], greedy1["membw_GBps"])]
+# Each pass is a row of segments [seconds, tokens, GB/s], the probe run just before the segment: a
+# pass's share of the limit = the time its tokens need at each segment's bandwidth / the time taken.
+limit_seconds = lambda segment: segment[1] * step_bytes / (segment[2] * 1e9)
+shares = [sum(map(limit_seconds, p)) / sum(seg[0] for seg in p) for p in greedy1["segments"]]
+segment_shares = [limit_seconds(seg) / seg[0] for p in greedy1["segments"] for seg in p]
 gbps = statistics.median(greedy1["membw_GBps"])
 ceiling = gbps * 1e9 / step_bytes
 print(f"\nbandwidth limit, batch 1 greedy: {step_bytes / 1e6:.1f} MB of fp32 weights per decoder step "
       f"(6 decoder layers without the cross-attention K/V, which are computed once, + the 58101 x 512 output "
-      f"projection); the probe ran before each pass: {', '.join(f'{g:.1f}' for g in greedy1['membw_GBps'])} GB/s "
+      f"projection); the probe ran {len(greedy1['segments'][0])} times a pass, before each stretch of 16 sentences: "
+      f"{', '.join(f'{g:.1f}' for g in greedy1['membw_GBps'])} GB/s "
       f"(median {gbps:.1f} GB/s = {step_bytes / gbps / 1e6:.2f} ms per step, at most {ceiling:.1f} tok/s)")
 print(f"tcat batch 1 greedy: {greedy1['tok_per_s']:.1f} tok/s ({greedy1['ms_per_step']:.2f} ms per step, encoder "
-      f"time included) = {100 * statistics.median(shares):.0f}% of the limit (median over passes of speed / that "
-      f"pass's limit; passes {', '.join(f'{100 * x:.0f}%' for x in shares)})")
+      f"time included) = {100 * statistics.median(shares):.0f}% of the limit (median over passes of the time the "
+      f"pass's tokens need at its segments' bandwidths / the time taken; passes "
+      f"{', '.join(f'{100 * x:.0f}%' for x in shares)}; segments {100 * min(segment_shares):.0f}-"
+      f"{100 * max(segment_shares):.0f}%)")
 if threads in ZEN5_MEMBW:
     hf, ct2 = PEER_TOK_S[threads][(1, 1)]
     zen5_ceiling = ZEN5_MEMBW[threads] * 1e9 / step_bytes

@@ -10,7 +10,9 @@
 // int8 stores its matrices that way (nn::store_weights).
 // Prints one JSON line per (batch, beam): the median of `runs` timed passes over the plan after one
 // warm-up batch; the time includes the encoder and the search. --membw CMD runs the bandwidth probe
-// (membw.c) before each pass and lists its readings beside the pass times.
+// (membw.c) before each pass, or with --membw-every N before every N batches of a pass, and lists
+// each stretch between probes as [seconds, target tokens, GB/s] under "segments" (one list per pass),
+// so a speed can be set against the bandwidth of its own few seconds on a machine that drifts.
 #include <fmt/core.h>
 
 #include <algorithm>
@@ -33,6 +35,7 @@ struct Settings {
   std::string inputs = "bench/data/translation_inputs.json";
   int threads = 2, runs = 3, only_batch = 0, only_beam = 0, max_batches = 0;
   std::string membw;  // bandwidth probe command; empty: none
+  int membw_every = 0;  // probe before every N batches of a pass; 0: once per pass
   std::string weights = "f32";
 };
 
@@ -107,10 +110,24 @@ void run(const models::Transformer& model, const Plan& plan, const Settings& s, 
   }
   decode(model, plan, batches.front(), beam);  // warm-up: caches, allocator, oneDNN kernels
   std::vector<double> times, bandwidths;
+  nlohmann::json segments = nlohmann::json::array();
+  const size_t probe_every = s.membw_every > 0 ? size_t(s.membw_every) : batches.size();
   for (int r = 0; r < s.runs; ++r) {
-    if (!s.membw.empty()) bandwidths.push_back(bench::membw_probe(s.membw));
     double total = 0;
-    for (const Batch& b : batches) total += decode(model, plan, b, beam);
+    nlohmann::json pass = nlohmann::json::array();
+    for (size_t first = 0; first < batches.size(); first += probe_every) {
+      const double gbps = s.membw.empty() ? 0.0 : bench::membw_probe(s.membw);
+      if (!s.membw.empty()) bandwidths.push_back(gbps);
+      double seconds = 0;
+      int64_t tokens = 0;
+      for (size_t i = first; i < std::min(first + probe_every, batches.size()); ++i) {
+        seconds += decode(model, plan, batches[i], beam);
+        tokens += batches[i].src.dim(0) * batches[i].target_len;
+      }
+      pass.push_back({seconds, tokens, gbps});
+      total += seconds;
+    }
+    segments.push_back(pass);
     times.push_back(total);
   }
   const double median = bench::median(times);
@@ -127,7 +144,10 @@ void run(const models::Transformer& model, const Plan& plan, const Settings& s, 
                      {"tok_per_s", double(target_tokens) / median},
                      {"ms_per_step", median / double(steps) * 1e3},
                      {"batches", batches.size()}};
-  if (!bandwidths.empty()) out["membw_GBps"] = bandwidths;
+  if (!bandwidths.empty()) {
+    out["membw_GBps"] = bandwidths;
+    out["segments"] = segments;
+  }
   bench::print_json_line(out);
 }
 
@@ -144,19 +164,20 @@ int main(int argc, char** argv) {
     else if (!std::strcmp(argv[i], "--beam")) s.only_beam = std::atoi(value());
     else if (!std::strcmp(argv[i], "--max-batches")) s.max_batches = std::atoi(value());
     else if (!std::strcmp(argv[i], "--membw")) s.membw = value();
+    else if (!std::strcmp(argv[i], "--membw-every")) s.membw_every = std::atoi(value());
     else if (!std::strcmp(argv[i], "--weights")) s.weights = value();
     else {
       fmt::print(stderr,
                  "usage: {} [--inputs bench/data/translation_inputs.json] [--threads N] [--runs N] [--batch 1|32] "
-                 "[--beam K] [--max-batches N] [--membw CMD] [--weights f32|bf16|int8]\n"
+                 "[--beam K] [--max-batches N] [--membw CMD [--membw-every N]] [--weights f32|bf16|int8]\n"
                  "  default: batch 32 and 1, beam 1 and 4, 3 runs; --max-batches N times only the first N batches "
                  "of the plan (quick checks)\n",
                  argv[0]);
       return 2;
     }
   }
-  if (s.threads < 1 || s.runs < 1 || s.only_batch < 0 || s.only_beam < 0 || s.max_batches < 0) {
-    fmt::print(stderr, "threads and runs must be positive; batch, beam and max-batches not negative\n");
+  if (s.threads < 1 || s.runs < 1 || s.only_batch < 0 || s.only_beam < 0 || s.max_batches < 0 || s.membw_every < 0) {
+    fmt::print(stderr, "threads and runs must be positive; batch, beam, max-batches and membw-every not negative\n");
     return 2;
   }
   set_num_threads(s.threads);
