@@ -10,16 +10,14 @@
 # need at the bandwidth each probe read for its quarter / the time taken (every decoder step reads all
 # decoder weights and the output projection). Batch 32 beam 4 is bound by arithmetic instead:
 # its FLOPs per pass over the time give tcat's GFLOP/s, set against this machine's sgemm rate
-# (../shared/bench/peers/gemm_check.py, same run) and against CTranslate2's share of its own
-# machine's sgemm rate (one sgemm measurement per run, which drifts with the machine; for that
-# comparison bench/compare_beam4_share.sh alternates them with the passes). tcat runs twice: with fp32 weights (the like-for-like comparison) and with
-# int8 weights (--weights int8: 7-bit weights, 8-bit activations, int8 products; its BLEU cost is in
-# RESULTS.md), which neither peer's figures include (CTranslate2's were fp32: its OpenBLAS-only
-# build has no int8).
+# (../shared/bench/peers/gemm_check.py, same run). tcat runs twice: with fp32 weights (the
+# like-for-like comparison) and with int8 weights (--weights int8: 7-bit weights, 8-bit activations,
+# int8 products; its BLEU cost is in RESULTS.md).
 #
 # Prints: the CPU; the bandwidth; per configuration the torch and tcat JSON lines, the tcat/torch
 # throughput ratio, and the HF transformers / CTranslate2 figures of RESULTS-translation.md for the
-# same thread count (context only: measured on another CPU, an AVX-512 AMD Zen 5).
+# same thread count (context only: measured on another CPU, an AVX-512 AMD Zen 5). CTranslate2 on
+# this machine: bench/compare_ct2.sh.
 #
 # usage: bench/compare_translate.sh [threads=2] [runs=3] [max_batches=0]
 #   max_batches N > 0 times only the first N batches of each plan (a quick check of the script;
@@ -77,7 +75,6 @@ PEER_TOK_S = {
     1: {(32, 1): (288.8, 527.6), (32, 4): (108.9, 250.4), (1, 1): (28.3, 34.6), (1, 4): (25.5, 32.0)},
 }
 ZEN5_MEMBW = {1: 19.1, 2: 25.7}
-ZEN5_SGEMM_GFLOPS = {1: 145, 2: 222}  # sgemm 1024^3 through torch/OpenBLAS there (gemm_check.py)
 
 if max_batches:
     print(f"NOTE: only the first {max_batches} batches of each plan were timed: a check of the script, "
@@ -146,13 +143,4 @@ print(f"\nbatch 32 beam 4: {flops / 1e12:.2f} TFLOP per pass; tcat {tcat_gflops:
       f"{100 * tcat_gflops / sgemm_gflops:.0f}% of this machine's sgemm 1024^3 ({sgemm_gflops:.0f} GFLOP/s, "
       f"torch/OpenBLAS, same run); tcat int8 {int8_gflops:.0f} (multiply-adds per second x 2) = "
       f"{100 * int8_gflops / sgemm_gflops:.0f}% of it")
-if threads in ZEN5_SGEMM_GFLOPS and not max_batches:
-    ct2_gflops = flops / (beam4["target_tokens"] / PEER_TOK_S[threads][(32, 4)][1]) / 1e9
-    share = ct2_gflops / ZEN5_SGEMM_GFLOPS[threads]
-    print(f"context: CTranslate2 on the Zen 5 {ct2_gflops:.0f} GFLOP/s = {100 * share:.0f}% of the "
-          f"{ZEN5_SGEMM_GFLOPS[threads]} GFLOP/s sgemm measured there; 1.5x CTranslate2 at the same share of "
-          f"the peak would take {150 * share:.0f}% of a machine's sgemm rate")
-    print(f"tcat / CTranslate2 at equal shares of each machine's sgemm rate: fp32 "
-          f"{tcat_gflops / sgemm_gflops / share:.2f}x, int8 {int8_gflops / sgemm_gflops / share:.2f}x "
-          f"(CTranslate2 fp32)")
 PY
