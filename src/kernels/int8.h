@@ -47,7 +47,7 @@ Int8Activations quantize_activations_int8(int64_t M, int64_t K, const float* x, 
 // null) + beta * out. `w` must be an int8 weight of K columns (the caller checks). Returns null, or
 // oneDNN's reason when its GEMM failed (the caller raises the error: tiles run inside parallel regions).
 const char* int8_tile(const Int8Activations& x, int64_t m0, int64_t rows, const Tensor& w, int64_t n0, int64_t cols,
-               const float* bias, float beta, float* out, int64_t ldo);
+                      const float* bias, float beta, float* out, int64_t ldo);
 
 // out[M, N] (row stride ldo) = x[M, K] (row stride ldx) * dequant(w)^T (+ bias[N] if not null)
 // + beta * out.
