@@ -22,7 +22,7 @@
 #include <nlohmann/json.hpp>
 #include <string>
 
-#include "common.h"
+#include "plan_driver.h"
 #include "core/threading.h"
 #include "generate/beam_search.h"
 #include "generate/greedy.h"
@@ -31,9 +31,7 @@ using namespace tcat;
 
 namespace {
 
-struct Settings {
-  std::string inputs = "bench/data/translation_inputs.json";
-  int threads = 2, runs = 3, only_batch = 0, only_beam = 0, max_batches = 0;
+struct Settings : bench::PlanSettings {
   std::string membw;  // bandwidth probe command; empty: none
   int membw_every = 0;  // probe before every N batches of a pass; 0: once per pass
   std::string weights = "f32";
@@ -102,12 +100,8 @@ double decode(const models::Transformer& model, const Plan& plan, const Batch& b
 
 void run(const models::Transformer& model, const Plan& plan, const Settings& s, int batch, int beam) {
   const std::vector<Batch> batches = make_batches(plan, batch, s.max_batches);
-  int64_t sentences = 0, target_tokens = 0, steps = 0;
-  for (const Batch& b : batches) {
-    sentences += b.src.dim(0);
-    target_tokens += b.src.dim(0) * b.target_len;
-    steps += b.target_len;
-  }
+  bench::PlanTotals totals;
+  for (const Batch& b : batches) totals.add(b.src.dim(0), b.target_len);
   decode(model, plan, batches.front(), beam);  // warm-up: caches, allocator, oneDNN kernels
   std::vector<double> times, bandwidths;
   nlohmann::json segments = nlohmann::json::array();
@@ -130,20 +124,8 @@ void run(const models::Transformer& model, const Plan& plan, const Settings& s, 
     segments.push_back(pass);
     times.push_back(total);
   }
-  const double median = bench::median(times);
-  nlohmann::json out{{"engine", "tcat"},
-                     {"weights", s.weights},
-                     {"threads", s.threads},
-                     {"batch", batch},
-                     {"beam", beam},
-                     {"sentences", sentences},
-                     {"target_tokens", target_tokens},
-                     {"times", times},
-                     {"median_s", median},
-                     {"sent_per_s", double(sentences) / median},
-                     {"tok_per_s", double(target_tokens) / median},
-                     {"ms_per_step", median / double(steps) * 1e3},
-                     {"batches", batches.size()}};
+  nlohmann::json out = bench::plan_result("tcat", s, batch, beam, totals, times);
+  out["weights"] = s.weights;
   if (!bandwidths.empty()) {
     out["membw_GBps"] = bandwidths;
     out["segments"] = segments;
@@ -157,27 +139,20 @@ int main(int argc, char** argv) {
   Settings s;
   for (int i = 1; i < argc; ++i) {
     auto value = [&] { return bench::option_value(argc, argv, i); };
-    if (!std::strcmp(argv[i], "--inputs")) s.inputs = value();
-    else if (!std::strcmp(argv[i], "--threads")) s.threads = std::atoi(value());
-    else if (!std::strcmp(argv[i], "--runs")) s.runs = std::atoi(value());
-    else if (!std::strcmp(argv[i], "--batch")) s.only_batch = std::atoi(value());
-    else if (!std::strcmp(argv[i], "--beam")) s.only_beam = std::atoi(value());
-    else if (!std::strcmp(argv[i], "--max-batches")) s.max_batches = std::atoi(value());
-    else if (!std::strcmp(argv[i], "--membw")) s.membw = value();
+    if (bench::parse_plan_option(argc, argv, i, s)) continue;
+    if (!std::strcmp(argv[i], "--membw")) s.membw = value();
     else if (!std::strcmp(argv[i], "--membw-every")) s.membw_every = std::atoi(value());
     else if (!std::strcmp(argv[i], "--weights")) s.weights = value();
     else {
-      fmt::print(stderr,
-                 "usage: {} [--inputs bench/data/translation_inputs.json] [--threads N] [--runs N] [--batch 1|32] "
-                 "[--beam K] [--max-batches N] [--membw CMD [--membw-every N]] [--weights f32|bf16|int8]\n"
-                 "  default: batch 32 and 1, beam 1 and 4, 3 runs; --max-batches N times only the first N batches "
-                 "of the plan (quick checks)\n",
-                 argv[0]);
+      fmt::print(stderr, "usage: {} {} [--membw CMD [--membw-every N]] [--weights f32|bf16|int8]\n{}", argv[0],
+                 bench::kPlanUsage, bench::kPlanUsageDefaults);
       return 2;
     }
   }
-  if (s.threads < 1 || s.runs < 1 || s.only_batch < 0 || s.only_beam < 0 || s.max_batches < 0 || s.membw_every < 0) {
-    fmt::print(stderr, "threads and runs must be positive; batch, beam, max-batches and membw-every not negative\n");
+  std::string error = bench::plan_settings_error(s);
+  if (error.empty() && s.membw_every < 0) error = "membw-every must not be negative";
+  if (!error.empty()) {
+    fmt::print(stderr, "{}\n", error);
     return 2;
   }
   set_num_threads(s.threads);
@@ -196,9 +171,6 @@ int main(int argc, char** argv) {
   Rng rng(0);
   models::Transformer model(cfg, rng);
   nn::store_weights(model, weights);
-  const std::vector<int> batches = s.only_batch ? std::vector<int>{s.only_batch} : std::vector<int>{32, 1};
-  const std::vector<int> beams = s.only_beam ? std::vector<int>{s.only_beam} : std::vector<int>{1, 4};
-  for (int batch : batches)
-    for (int beam : beams) run(model, plan, s, batch, beam);
+  for (const auto& [batch, beam] : bench::plan_configs(s)) run(model, plan, s, batch, beam);
   return 0;
 }

@@ -25,20 +25,15 @@
 #include <string>
 #include <vector>
 
-#include "../common.h"
+#include "../plan_driver.h"
 
-using tcat::bench::median;
-using tcat::bench::option_value;
-using tcat::bench::print_json_line;
-using tcat::bench::seconds_since;
+using namespace tcat::bench;
 
 namespace {
 
-struct Settings {
+struct Settings : PlanSettings {
   std::string model;
-  std::string inputs = "bench/data/translation_inputs.json";
   std::string compute_type = "float32";
-  int threads = 2, runs = 3, only_batch = 0, only_beam = 0, max_batches = 0;
 };
 
 struct Batch {
@@ -91,12 +86,8 @@ double decode(ctranslate2::Translator& translator, const Batch& b, int beam) {
 void run(ctranslate2::Translator& translator, const std::string& compute_type, const nlohmann::json& plan,
          const Settings& s, int batch, int beam) {
   const std::vector<Batch> batches = make_batches(plan, batch, s.max_batches);
-  int64_t sentences = 0, target_tokens = 0, steps = 0;
-  for (const Batch& b : batches) {
-    sentences += b.source.size();
-    target_tokens += b.source.size() * b.target_len;
-    steps += b.target_len;
-  }
+  PlanTotals totals;
+  for (const Batch& b : batches) totals.add(int64_t(b.source.size()), int64_t(b.target_len));
   decode(translator, batches.front(), beam);  // warm-up: allocator caches, first-use setup
   std::vector<double> times;
   for (int r = 0; r < s.runs; ++r) {
@@ -104,20 +95,9 @@ void run(ctranslate2::Translator& translator, const std::string& compute_type, c
     for (const Batch& b : batches) total += decode(translator, b, beam);
     times.push_back(total);
   }
-  const double med = median(times);
-  print_json_line({{"engine", "ctranslate2"},
-                   {"compute_type", compute_type},
-                   {"threads", s.threads},
-                   {"batch", batch},
-                   {"beam", beam},
-                   {"sentences", sentences},
-                   {"target_tokens", target_tokens},
-                   {"times", times},
-                   {"median_s", med},
-                   {"sent_per_s", double(sentences) / med},
-                   {"tok_per_s", double(target_tokens) / med},
-                   {"ms_per_step", med / double(steps) * 1e3},
-                   {"batches", batches.size()}});
+  nlohmann::json out = plan_result("ctranslate2", s, batch, beam, totals, times);
+  out["compute_type"] = compute_type;
+  print_json_line(out);
 }
 
 }  // namespace
@@ -126,26 +106,19 @@ int main(int argc, char** argv) {
   Settings s;
   for (int i = 1; i < argc; ++i) {
     auto value = [&] { return option_value(argc, argv, i); };
+    if (parse_plan_option(argc, argv, i, s)) continue;
     if (!std::strcmp(argv[i], "--model")) s.model = value();
-    else if (!std::strcmp(argv[i], "--inputs")) s.inputs = value();
-    else if (!std::strcmp(argv[i], "--threads")) s.threads = std::atoi(value());
-    else if (!std::strcmp(argv[i], "--runs")) s.runs = std::atoi(value());
-    else if (!std::strcmp(argv[i], "--batch")) s.only_batch = std::atoi(value());
-    else if (!std::strcmp(argv[i], "--beam")) s.only_beam = std::atoi(value());
-    else if (!std::strcmp(argv[i], "--max-batches")) s.max_batches = std::atoi(value());
     else if (!std::strcmp(argv[i], "--compute-type")) s.compute_type = value();
     else {
-      fmt::print(stderr,
-                 "usage: {} --model DIR [--inputs bench/data/translation_inputs.json] [--threads N] [--runs N] "
-                 "[--batch 1|32] [--beam K] [--max-batches N] [--compute-type float32|int8|int8_float32]\n"
-                 "  default: batch 32 and 1, beam 1 and 4, 3 runs; --max-batches N times only the first N batches "
-                 "of the plan (quick checks)\n",
-                 argv[0]);
+      fmt::print(stderr, "usage: {} --model DIR {} [--compute-type float32|int8|int8_float32]\n{}", argv[0], kPlanUsage,
+                 kPlanUsageDefaults);
       return 2;
     }
   }
-  if (s.model.empty() || s.threads < 1 || s.runs < 1 || s.only_batch < 0 || s.only_beam < 0 || s.max_batches < 0) {
-    fmt::print(stderr, "--model is needed; threads and runs must be positive; batch, beam and max-batches not negative\n");
+  std::string error = plan_settings_error(s);
+  if (error.empty() && s.model.empty()) error = "--model DIR is needed";
+  if (!error.empty()) {
+    fmt::print(stderr, "{}\n", error);
     return 2;
   }
   try {
@@ -165,10 +138,7 @@ int main(int argc, char** argv) {
     pool.num_threads_per_replica = s.threads;
     ctranslate2::Translator translator(replicas, pool);
 
-    const std::vector<int> batches = s.only_batch ? std::vector<int>{s.only_batch} : std::vector<int>{32, 1};
-    const std::vector<int> beams = s.only_beam ? std::vector<int>{s.only_beam} : std::vector<int>{1, 4};
-    for (int batch : batches)
-      for (int beam : beams) run(translator, effective, plan, s, batch, beam);
+    for (const auto& [batch, beam] : plan_configs(s)) run(translator, effective, plan, s, batch, beam);
   } catch (const std::exception& e) {
     fmt::print(stderr, "{}\n", e.what());
     return 1;
