@@ -107,12 +107,13 @@ greedy1 = tcat[(1, 1)]
 limit_seconds = lambda segment: segment[1] * step_bytes / (segment[2] * 1e9)
 shares = [sum(map(limit_seconds, p)) / sum(seg[0] for seg in p) for p in greedy1["segments"]]
 segment_shares = [limit_seconds(seg) / seg[0] for p in greedy1["segments"] for seg in p]
-gbps = statistics.median(greedy1["membw_GBps"])
+probes = [seg[2] for p in greedy1["segments"] for seg in p]
+gbps = statistics.median(probes)
 ceiling = gbps * 1e9 / step_bytes
 print(f"\nbandwidth limit, batch 1 greedy: {step_bytes / 1e6:.1f} MB of fp32 weights per decoder step "
       f"(6 decoder layers without the cross-attention K/V, which are computed once, + the 58101 x 512 output "
       f"projection); the probe ran {len(greedy1['segments'][0])} times a pass, before each stretch of 16 sentences: "
-      f"{', '.join(f'{g:.1f}' for g in greedy1['membw_GBps'])} GB/s "
+      f"{', '.join(f'{g:.1f}' for g in probes)} GB/s "
       f"(median {gbps:.1f} GB/s = {step_bytes / gbps / 1e6:.2f} ms per step, at most {ceiling:.1f} tok/s)")
 print(f"tcat batch 1 greedy: {greedy1['tok_per_s']:.1f} tok/s ({greedy1['ms_per_step']:.2f} ms per step, encoder "
       f"time included) = {100 * statistics.median(shares):.0f}% of the limit (median over passes of the time the "

@@ -103,7 +103,7 @@ void run(const models::Transformer& model, const Plan& plan, const Settings& s, 
   bench::PlanTotals totals;
   for (const Batch& b : batches) totals.add(b.src.dim(0), b.target_len);
   decode(model, plan, batches.front(), beam);  // warm-up: caches, allocator, oneDNN kernels
-  std::vector<double> times, bandwidths;
+  std::vector<double> times;
   nlohmann::json segments = nlohmann::json::array();
   const size_t probe_every = s.membw_every > 0 ? size_t(s.membw_every) : batches.size();
   for (int r = 0; r < s.runs; ++r) {
@@ -111,14 +111,13 @@ void run(const models::Transformer& model, const Plan& plan, const Settings& s, 
     nlohmann::json pass = nlohmann::json::array();
     for (size_t first = 0; first < batches.size(); first += probe_every) {
       const double gbps = s.membw.empty() ? 0.0 : bench::membw_probe(s.membw);
-      if (!s.membw.empty()) bandwidths.push_back(gbps);
       double seconds = 0;
-      int64_t tokens = 0;
+      bench::PlanTotals segment;
       for (size_t i = first; i < std::min(first + probe_every, batches.size()); ++i) {
         seconds += decode(model, plan, batches[i], beam);
-        tokens += batches[i].src.dim(0) * batches[i].target_len;
+        segment.add(batches[i].src.dim(0), batches[i].target_len);
       }
-      pass.push_back({seconds, tokens, gbps});
+      pass.push_back({seconds, segment.target_tokens, gbps});
       total += seconds;
     }
     segments.push_back(pass);
@@ -126,10 +125,7 @@ void run(const models::Transformer& model, const Plan& plan, const Settings& s, 
   }
   nlohmann::json out = bench::plan_result("tcat", s, batch, beam, totals, times);
   out["weights"] = s.weights;
-  if (!bandwidths.empty()) {
-    out["membw_GBps"] = bandwidths;
-    out["segments"] = segments;
-  }
+  if (!s.membw.empty()) out["segments"] = segments;
   bench::print_json_line(out);
 }
 
