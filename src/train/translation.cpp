@@ -1,5 +1,7 @@
 #include "train/translation.h"
 
+#include <fmt/ranges.h>
+
 #include <algorithm>
 #include <chrono>
 #include <filesystem>
@@ -246,6 +248,22 @@ ValidationResult validate(const models::Transformer& model, const tokenizer::Tok
   return r;
 }
 
+// Applies a resumed run's changes to its stored configuration; returns them as "name old -> new".
+std::vector<std::string> apply_resume_changes(TranslationTrainConfig& cfg, const ResumeChanges& changes) {
+  std::vector<std::string> applied;
+  auto change = [&](const char* name, int64_t& field, const std::optional<int64_t>& value) {
+    if (!value || *value == field) return;
+    applied.push_back(fmt::format("{} {} -> {}", name, field, *value));
+    field = *value;
+  };
+  change("max_steps", cfg.max_steps, changes.max_steps);
+  change("max_epochs", cfg.max_epochs, changes.max_epochs);
+  change("patience", cfg.patience, changes.patience);
+  change("keep_checkpoints", cfg.keep_checkpoints, changes.keep_checkpoints);
+  change("average_last", cfg.average_last, changes.average_last);
+  return applied;
+}
+
 }  // namespace
 
 // ------------------------------------------------------------------ the run
@@ -254,12 +272,18 @@ TranslationRunResult train_translation(const std::string& run_dir, const Transla
                                        const TranslationRunOptions& options) {
   const std::string config_path = run_dir + "/config.json";
   TranslationTrainConfig cfg = config_in;
+  std::vector<std::string> resume_changes;
   if (options.resume) {
     TCAT_CHECK(fs::exists(config_path), "cannot resume: '{}' has no config.json (is it a tcat run directory?)",
                run_dir);
     const auto j = nlohmann::json::parse(read_text(config_path), nullptr, false);
     TCAT_CHECK(!j.is_discarded(), "cannot resume: '{}' is not valid JSON", config_path);
     cfg = TranslationTrainConfig::from_json(j);
+    resume_changes = apply_resume_changes(cfg, options.changes);
+    if (!resume_changes.empty()) {
+      cfg.validate();  // before the stored file changes: a refused change leaves it as it was
+      io::write_file_atomic(config_path, cfg.to_json().dump(2) + "\n");
+    }
   } else {
     cfg.validate();
     if (latest_checkpoint(run_dir))
@@ -349,6 +373,8 @@ TranslationRunResult train_translation(const std::string& run_dir, const Transla
     best_bleu = p.value("best_bleu", -1.0);
     bad_validations = p.value("bad_validations", int64_t(0));
     progress.message(fmt::format("resumed from {} (step {}, epoch {})", *latest, step, stream.position().epoch));
+    if (!resume_changes.empty())
+      progress.message(fmt::format("changed for the rest of the run: {}", fmt::join(resume_changes, ", ")));
   } else {
     io::write_file_atomic(config_path, cfg.to_json().dump(2) + "\n");
     fs::remove(run_dir + "/metrics.jsonl");
@@ -367,7 +393,8 @@ TranslationRunResult train_translation(const std::string& run_dir, const Transla
     Checkpoint c{model, step, cfg.to_json(), tok->serialized(), &state};
     return save_checkpoint(run_dir, c, {cfg.keep_checkpoints, is_best});
   };
-  bool early_stopped = false;
+  // A run that early-stopped stays stopped when resumed, unless --patience was raised.
+  bool early_stopped = cfg.patience > 0 && bad_validations >= cfg.patience;
   auto validate_and_save = [&] {
     nlohmann::json rec{{"step", step}, {"epoch", stream.position().epoch}};
     bool is_best = false;

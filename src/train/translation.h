@@ -3,7 +3,8 @@
 // and leave an averaged, self-describing model behind.
 //
 // A run directory holds:
-//   config.json        the full training configuration (written once; --resume reads it back)
+//   config.json        the full training configuration (--resume reads it back; only the stopping
+//                      and keeping settings of ResumeChanges are ever rewritten)
 //   tokenizer.model    the joint SentencePiece model
 //   metrics.jsonl      one JSON object per logged step / validation
 //   plot.svg           training and validation loss and validation BLEU, redrawn at each validation
@@ -12,6 +13,7 @@
 #pragma once
 #include <functional>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <string>
 
 #include "models/config.h"
@@ -57,8 +59,15 @@ struct TranslationTrainConfig {
 TranslationTrainConfig translation_preset(const std::string& name, const std::string& data_dir);
 std::vector<std::string> translation_preset_names();
 
+// What a resumed run may change: when it stops and which checkpoints it keeps and averages (to
+// train a finished run longer, say). Everything else is what the checkpoint continues.
+struct ResumeChanges {
+  std::optional<int64_t> max_steps, max_epochs, patience, keep_checkpoints, average_last;
+};
+
 struct TranslationRunOptions {
   bool resume = false;   // continue the run in run_dir from its latest checkpoint
+  ResumeChanges changes;  // with resume: applied to the stored config.json, which then keeps them
   bool progress = true;  // progress bar / log lines on stderr
   bool interactive = false;
 };

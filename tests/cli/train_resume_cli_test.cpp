@@ -11,6 +11,7 @@
 #include <chrono>
 #include <filesystem>
 #include <fstream>
+#include <iterator>
 #include <map>
 #include <thread>
 
@@ -129,6 +130,49 @@ TEST_F(TrainResumeCli, SigkillThenResumeGivesTheUninterruptedLossCurve) {
   const auto a = translate("reference"), b = translate("killed");
   ASSERT_EQ(a.exit_code, 0) << a.output;
   EXPECT_EQ(a.output, b.output);
+}
+
+// A finished run trained further with --resume --max-steps: the longer run's curve equals a run
+// given that many steps from the start, and config.json keeps the new limit for later resumes.
+TEST_F(TrainResumeCli, ResumeWithMoreStepsExtendsAFinishedRun) {
+  constexpr int kShort = 2 * kCheckpointEvery, kLong = 3 * kCheckpointEvery;
+  const auto reference = run_tcat(fmt::format("{} --max-steps {}", train_args("reference"), kLong));
+  ASSERT_EQ(reference.exit_code, 0) << reference.output;
+  const auto finished = run_tcat(fmt::format("{} --max-steps {}", train_args("extended"), kShort));
+  ASSERT_EQ(finished.exit_code, 0) << finished.output;
+  ASSERT_EQ(train_losses(dir_ / "extended").size(), size_t(kShort));
+
+  // Resuming a finished run without changes trains nothing.
+  const auto again = run_tcat(fmt::format("-t 1 train --resume {}", path("extended")));
+  ASSERT_EQ(again.exit_code, 0) << again.output;
+  EXPECT_EQ(train_losses(dir_ / "extended").size(), size_t(kShort));
+
+  const auto extended = run_tcat(fmt::format("-t 1 train --resume {} --max-steps {}", path("extended"), kLong));
+  ASSERT_EQ(extended.exit_code, 0) << extended.output;
+  EXPECT_NE(extended.output.find(fmt::format("max_steps {} -> {}", kShort, kLong)), std::string::npos)
+      << extended.output;
+  EXPECT_EQ(train_losses(dir_ / "extended"), train_losses(dir_ / "reference"));
+  std::ifstream stored(dir_ / "extended" / "config.json");
+  EXPECT_EQ(nlohmann::json::parse(stored)["max_steps"].get<int64_t>(), kLong);
+}
+
+// What the checkpoint continues (data, model, optimisation) cannot change on resume: one error
+// naming the options, and the run's stored configuration stays as it was.
+TEST_F(TrainResumeCli, ResumeRefusesChangesToWhatTheCheckpointContinues) {
+  const auto finished = run_tcat(fmt::format("{} --max-steps {}", train_args("run"), kCheckpointEvery));
+  ASSERT_EQ(finished.exit_code, 0) << finished.output;
+  const auto read_config = [&] {
+    std::ifstream in(dir_ / "run" / "config.json");
+    return std::string(std::istreambuf_iterator<char>(in), {});
+  };
+  const std::string before = read_config();
+  const auto refused = run_tcat(fmt::format("-t 1 train --resume {} --max-steps 99 --dropout 0.2 --seed 3", path("run")));
+  EXPECT_NE(refused.exit_code, 0);
+  EXPECT_NE(refused.output.find("--dropout, --seed cannot change"), std::string::npos) << refused.output;
+  const auto invalid = run_tcat(fmt::format("-t 1 train --resume {} --average-last 9", path("run")));
+  EXPECT_NE(invalid.exit_code, 0);
+  EXPECT_NE(invalid.output.find("average_last"), std::string::npos) << invalid.output;
+  EXPECT_EQ(read_config(), before);
 }
 
 }  // namespace

@@ -1,4 +1,5 @@
 #include <fmt/core.h>
+#include <fmt/ranges.h>
 
 #include <filesystem>
 #include <fstream>
@@ -59,16 +60,33 @@ void register_train(CLI::App& app) {
       ->check(CLI::NonNegativeNumber);
   cmd->add_option("--seed", a->seed, "random seed (data order, initialisation, dropout)");
 
-  cmd->callback([a] {
+  const auto report = [](const train::TranslationRunResult& result) {
+    const std::string bleu = result.best_bleu >= 0 ? fmt::format("best validation BLEU {:.2f}", result.best_bleu)
+                                                   : std::string("no validation data");
+    fmt::print("trained to step {}{}; {}; model: {}\n", result.steps, result.early_stopped ? " (early stop)" : "",
+               bleu, result.model_dir);
+  };
+  cmd->callback([a, cmd, report] {
     train::TranslationRunOptions run;
     run.progress = !global_options().quiet;
     run.interactive = train::ProgressReporter::stderr_is_terminal();
     if (!a->resume.empty()) {
-      if (!a->preset.empty() || !a->config_file.empty() || !a->output.empty())
-        throw UsageError("--resume continues a run with its stored configuration; do not combine it with "
-                         "--preset, --config or --output");
+      // A resumed run keeps its data, model and optimisation; only when it stops and what it keeps may change.
+      std::vector<std::string> fixed;
+      for (const CLI::Option* option : cmd->get_options()) {
+        const std::string name = option->get_name();
+        const bool may_change = name == "--resume" || name == "--help" || name == "--max-steps" ||
+                                name == "--max-epochs" || name == "--patience" || name == "--keep" ||
+                                name == "--average-last";
+        if (!may_change && option->count() > 0) fixed.push_back(name);
+      }
+      if (!fixed.empty())
+        throw UsageError(fmt::format("--resume continues a run with its stored configuration: {} cannot change "
+                                     "(only --max-steps, --max-epochs, --patience, --keep and --average-last can)",
+                                     fmt::join(fixed, ", ")));
       run.resume = true;
-      train::train_translation(a->resume, train::TranslationTrainConfig{}, run);
+      run.changes = {a->max_steps, a->max_epochs, a->patience, a->keep, a->average_last};
+      report(train::train_translation(a->resume, train::TranslationTrainConfig{}, run));
       return;
     }
     if (a->output.empty()) throw UsageError("train: --output DIR is required (or --resume DIR)");
@@ -114,9 +132,7 @@ void register_train(CLI::App& app) {
     set(c.patience, a->patience);
     set(c.valid_max_sentences, a->valid_max_sentences);
     if (a->seed) c.seed = uint64_t(*a->seed);
-    const auto result = train::train_translation(a->output, c, run);
-    fmt::print("trained {} steps; best validation BLEU {:.2f}; model: {}\n", result.steps, result.best_bleu,
-               result.model_dir);
+    report(train::train_translation(a->output, c, run));
   });
 }
 
