@@ -156,6 +156,25 @@ TEST_F(TrainResumeCli, ResumeWithMoreStepsExtendsAFinishedRun) {
   EXPECT_EQ(nlohmann::json::parse(stored)["max_steps"].get<int64_t>(), kLong);
 }
 
+// An early-stopped run stays stopped when resumed as it is; raising --patience continues it.
+TEST_F(TrainResumeCli, EarlyStoppedRunStaysStoppedUnlessPatienceIsRaised) {
+  const auto stopped = run_tcat(fmt::format("{} --patience 1", train_args("run")));
+  ASSERT_EQ(stopped.exit_code, 0) << stopped.output;
+  ASSERT_NE(stopped.output.find("(early stop)"), std::string::npos)
+      << "the run was expected to stop early (one validation without a better BLEU):\n" << stopped.output;
+  const size_t steps = train_losses(dir_ / "run").size();
+  ASSERT_LT(steps, size_t(kMaxSteps));
+
+  const auto again = run_tcat(fmt::format("-t 1 train --resume {}", path("run")));
+  ASSERT_EQ(again.exit_code, 0) << again.output;
+  EXPECT_EQ(train_losses(dir_ / "run").size(), steps);
+
+  const auto go_on = run_tcat(fmt::format("-t 1 train --resume {} --patience 0 --max-steps {}", path("run"),
+                                          steps + kCheckpointEvery));
+  ASSERT_EQ(go_on.exit_code, 0) << go_on.output;
+  EXPECT_EQ(train_losses(dir_ / "run").size(), steps + kCheckpointEvery);
+}
+
 // What the checkpoint continues (data, model, optimisation) cannot change on resume: one error
 // naming the options, and the run's stored configuration stays as it was.
 TEST_F(TrainResumeCli, ResumeRefusesChangesToWhatTheCheckpointContinues) {
