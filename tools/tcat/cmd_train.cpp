@@ -26,7 +26,9 @@ void register_train(CLI::App& app) {
   auto a = std::make_shared<Args>();
   cmd->add_option("--preset", a->preset, "multi30k-tiny | multi30k-base");
   cmd->add_option("-o,--output", a->output, "run directory (checkpoints, metrics, plot, final model)");
-  cmd->add_option("--resume", a->resume, "continue the run in this directory from its latest checkpoint");
+  cmd->add_option("--resume", a->resume,
+                  "continue the run in this directory from its latest checkpoint (with --max-steps, --max-epochs, "
+                  "--patience, --keep or --average-last: changed for the rest of the run)");
   cmd->add_option("--config", a->config_file, "training configuration as JSON (see a run's config.json)");
   cmd->add_option("--data-dir", a->data_dir, "folder with the Multi30k files for presets (default: bundled data)");
   cmd->add_option("--src", a->src, "training source text, one sentence a line");
