@@ -30,7 +30,8 @@ Tensor gather_rows(const Tensor& t, const std::vector<int64_t>& rows, int64_t st
 class KVCache {
  public:
   KVCache() = default;
-  // Empty, with room for `capacity` steps (appending beyond it doubles the capacity).
+  // Empty, with room for `capacity` steps rounded up to a power of two (appending beyond it doubles
+  // the capacity).
   KVCache(int64_t rows, int64_t capacity, int64_t kv_width);
   // Every step already filled: kv [rows, steps, 2 * kv_width] (the encoder memory's K/V).
   explicit KVCache(Tensor kv);

@@ -1,6 +1,7 @@
 #include <fmt/core.h>
 #include <fmt/ranges.h>
 
+#include <algorithm>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
@@ -74,18 +75,21 @@ void register_train(CLI::App& app) {
     run.interactive = train::ProgressReporter::stderr_is_terminal();
     if (!a->resume.empty()) {
       // A resumed run keeps its data, model and optimisation; only when it stops and what it keeps may change.
+      // The options behind run.changes below.
+      const std::vector<std::string> changeable = {"--max-steps", "--max-epochs", "--patience", "--keep",
+                                                   "--average-last"};
       std::vector<std::string> fixed;
       for (const CLI::Option* option : cmd->get_options()) {
         const std::string name = option->get_name();
-        const bool may_change = name == "--resume" || name == "--help" || name == "--max-steps" ||
-                                name == "--max-epochs" || name == "--patience" || name == "--keep" ||
-                                name == "--average-last";
-        if (!may_change && option->count() > 0) fixed.push_back(name);
+        if (option->count() > 0 && name != "--resume" &&
+            std::find(changeable.begin(), changeable.end(), name) == changeable.end())
+          fixed.push_back(name);
       }
       if (!fixed.empty())
         throw UsageError(fmt::format("--resume continues a run with its stored configuration: {} cannot change "
-                                     "(only --max-steps, --max-epochs, --patience, --keep and --average-last can)",
-                                     fmt::join(fixed, ", ")));
+                                     "(only {} and {} can)",
+                                     fmt::join(fixed, ", "), fmt::join(changeable.begin(), changeable.end() - 1, ", "),
+                                     changeable.back()));
       run.resume = true;
       run.changes = {a->max_steps, a->max_epochs, a->patience, a->keep, a->average_last};
       report(train::train_translation(a->resume, train::TranslationTrainConfig{}, run));
