@@ -315,7 +315,7 @@ void linear_by_column_blocks(const Tensor& x_in, const Tensor& w_in, const Tenso
       if (w.dtype() == DType::I8) {
         const char* why = int8_tile(xq, 0, R, w, n0, cols, bias.defined() ? bias.data<float>() : nullptr, 0.0f,
                                     values.data<float>(), cols);
-        TCAT_CHECK(!why, "{}: oneDNN's u8 x s8 GEMM failed on input {} and weight {}: {}", op, x_in.desc(),
+        TCAT_CHECK(!why, "{}: the u8 x s8 product failed on input {} and weight {}: {}", op, x_in.desc(),
                    w_in.desc(), why);
       } else {
         // Inside the parallel region linear_into's products run on the calling thread.

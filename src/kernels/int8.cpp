@@ -11,8 +11,10 @@
 #include <limits>
 #include <vector>
 
+#include "core/cpu.h"
 #include "kernels/dispatch.h"
 #include "kernels/gemm.h"
+#include "kernels/int8_panels.h"
 #include "kernels/int8_rows.h"
 #include "kernels/ops_common.h"
 #include "kernels/vecmath.h"
@@ -36,12 +38,39 @@ int64_t few_row_column_tile(int64_t N) {
   return std::max<int64_t>(64, (share + 15) / 16 * 16);
 }
 
-size_t int8_weight_bytes(int64_t N, int64_t K) {
-  return size_t(N) * size_t(K) + size_t(N) * (sizeof(float) + sizeof(int32_t));
+int64_t round_up(int64_t v, int64_t to) { return (v + to - 1) / to * to; }
+
+// Where the parts of an int8 weight's storage start: the values, then scales and compensations
+// for `columns` output columns (whole panels in the Panels layout), then the layout tag.
+struct Int8Parts {
+  int64_t columns = 0;
+  size_t scales = 0, compensations = 0, layout = 0, total = 0;
+};
+
+Int8Parts int8_parts(int64_t N, int64_t K, Int8Layout layout) {
+  Int8Parts p;
+  const bool panels = layout == Int8Layout::Panels;
+  p.columns = panels ? round_up(N, detail::kPanelColumns) : N;
+  const int64_t value_bytes = panels ? p.columns * round_up(K, detail::kPanelDepth) : N * K;
+  p.scales = size_t(round_up(value_bytes, 64));
+  p.compensations = p.scales + size_t(p.columns) * sizeof(float);
+  p.layout = p.compensations + size_t(p.columns) * sizeof(int32_t);
+  p.total = p.layout + sizeof(int32_t);
+  return p;
 }
 
+// Byte offset of weight value (n, k) in the Panels layout (kernels/int8_panels.h).
+int64_t panel_offset(int64_t n, int64_t k, int64_t K4) {
+  using detail::kPanelColumns, detail::kPanelDepth;
+  return n / kPanelColumns * kPanelColumns * K4 + k / kPanelDepth * kPanelColumns * kPanelDepth +
+         n % kPanelColumns * kPanelDepth + k % kPanelDepth;
+}
+
+const uint8_t* storage_bytes(const Tensor& w) { return static_cast<const uint8_t*>(w.storage()->data()); }
+
 const int32_t* compensations(const Tensor& w) {
-  return reinterpret_cast<const int32_t*>(int8_weight_scales(w) + w.dim(0));
+  const Int8Parts parts = int8_parts(w.dim(0), w.dim(1), int8_weight_layout(w));
+  return reinterpret_cast<const int32_t*>(storage_bytes(w) + parts.compensations);
 }
 
 // Row x ~= a * scale with |a| <= 127, stored as a + 128; returns the scale (1 for a zero row). A
@@ -80,16 +109,26 @@ TCAT_DISPATCH void dequantize_tile(int64_t rows, int64_t cols, const int32_t* ac
 
 }  // namespace
 
-Tensor quantize_weight_int8(const Tensor& w_in) {
+Int8Layout preferred_int8_layout() {
+  return cpu_features().avx512_vnni ? Int8Layout::Rows : Int8Layout::Panels;
+}
+
+Tensor quantize_weight_int8(const Tensor& w_in, Int8Layout layout) {
   TCAT_CHECK(w_in.ndim() == 2 && (w_in.dtype() == DType::F32 || w_in.dtype() == DType::BF16),
              "quantize_weight_int8: expects an f32 or bf16 matrix, got {}", w_in.desc());
+  TCAT_CHECK(layout == Int8Layout::Rows || layout == Int8Layout::Panels, "quantize_weight_int8: unknown layout {}",
+             int(layout));
   const Tensor w = w_in.to(DType::F32).contiguous();
-  const int64_t N = w.dim(0), K = w.dim(1);
-  auto storage = Storage::allocate(int8_weight_bytes(N, K));
-  Tensor out = Tensor::from_storage(storage, 0, {N, K}, DType::I8);
-  int8_t* q = out.data<int8_t>();
-  float* scales = reinterpret_cast<float*>(q + N * K);
-  int32_t* comp = reinterpret_cast<int32_t*>(scales + N);
+  const int64_t N = w.dim(0), K = w.dim(1), K4 = round_up(K, detail::kPanelDepth);
+  const Int8Parts parts = int8_parts(N, K, layout);
+  auto storage = Storage::allocate(parts.total);
+  uint8_t* bytes = static_cast<uint8_t*>(storage->data());
+  std::memset(bytes, 0, parts.total);  // the padding of panels, scales and compensations
+  int8_t* q = reinterpret_cast<int8_t*>(bytes);
+  float* scales = reinterpret_cast<float*>(bytes + parts.scales);
+  int32_t* comp = reinterpret_cast<int32_t*>(bytes + parts.compensations);
+  std::memcpy(bytes + parts.layout, &layout, sizeof layout);
+  const bool rows = layout == Int8Layout::Rows;
   const float* src = w.data<float>();
   std::atomic<int64_t> bad_row{-1};
 #pragma omp parallel for if (N * K > 65536)
@@ -109,59 +148,86 @@ Tensor quantize_weight_int8(const Tensor& w_in) {
     int32_t sum = 0;
     for (int64_t k = 0; k < K; ++k) {
       const float v = std::min(std::max(row[k] / scale, -float(kInt8WeightMax)), float(kInt8WeightMax));
-      q[n * K + k] = int8_t(std::nearbyint(v));
-      sum += q[n * K + k];
+      const int8_t value = int8_t(std::nearbyint(v));
+      q[rows ? n * K + k : panel_offset(n, k, K4)] = value;
+      sum += value;
     }
     scales[n] = scale;
     comp[n] = -128 * sum;
   }
   TCAT_CHECK(bad_row.load() < 0, "quantize_weight_int8: row {} of {} holds NaN or Inf", bad_row.load(), w_in.desc());
-  return out;
+  return Tensor::from_storage(storage, 0, {N, K}, DType::I8);
 }
 
 bool is_int8_weight(const Tensor& w) {
-  return w.defined() && w.dtype() == DType::I8 && w.ndim() == 2 && w.is_contiguous() &&
-         w.raw_data() == w.storage()->data() && w.storage()->bytes() == int8_weight_bytes(w.dim(0), w.dim(1));
+  if (!w.defined() || w.dtype() != DType::I8 || w.ndim() != 2 || !w.is_contiguous() ||
+      w.raw_data() != w.storage()->data() || w.storage()->bytes() < sizeof(int32_t))
+    return false;
+  int32_t tag = 0;
+  std::memcpy(&tag, storage_bytes(w) + w.storage()->bytes() - sizeof tag, sizeof tag);
+  if (tag != int32_t(Int8Layout::Rows) && tag != int32_t(Int8Layout::Panels)) return false;
+  return w.storage()->bytes() == int8_parts(w.dim(0), w.dim(1), Int8Layout(tag)).total;
+}
+
+Int8Layout int8_weight_layout(const Tensor& w) {
+  TCAT_CHECK(is_int8_weight(w), "{} is not an int8 weight (quantize_weight_int8)", w.desc());
+  int32_t tag = 0;
+  std::memcpy(&tag, storage_bytes(w) + w.storage()->bytes() - sizeof tag, sizeof tag);
+  return Int8Layout(tag);
 }
 
 const float* int8_weight_scales(const Tensor& w) {
-  TCAT_CHECK(is_int8_weight(w), "{} is not an int8 weight (quantize_weight_int8)", w.desc());
-  return reinterpret_cast<const float*>(w.data<int8_t>() + w.numel());
+  const Int8Parts parts = int8_parts(w.dim(0), w.dim(1), int8_weight_layout(w));
+  return reinterpret_cast<const float*>(storage_bytes(w) + parts.scales);
 }
 
 void dequantize_int8_row(const Tensor& w, int64_t row, float* out) {
   const float scale = int8_weight_scales(w)[row];
-  const int64_t K = w.dim(1);
-  const int8_t* q = w.data<int8_t>() + row * K;
-  for (int64_t k = 0; k < K; ++k) out[k] = float(q[k]) * scale;
+  const int64_t K = w.dim(1), K4 = round_up(K, detail::kPanelDepth);
+  const int8_t* q = w.data<int8_t>();
+  if (int8_weight_layout(w) == Int8Layout::Rows) {
+    for (int64_t k = 0; k < K; ++k) out[k] = float(q[row * K + k]) * scale;
+  } else {
+    for (int64_t k = 0; k < K; ++k) out[k] = float(q[panel_offset(row, k, K4)]) * scale;
+  }
 }
 
 Int8Activations quantize_activations_int8(int64_t M, int64_t K, const float* x, int64_t ldx) {
-  Int8Activations q{M, K, std::vector<uint8_t>(size_t(M * K)), std::vector<float>(size_t(M))};
+  const int64_t stride = round_up(K, detail::kPanelDepth);
+  Int8Activations q{M, K, stride, std::vector<uint8_t>(size_t(M * stride), uint8_t(128)),
+                    std::vector<float>(size_t(M))};
 #pragma omp parallel for if (M * K > 65536 && !omp_in_parallel())
-  for (int64_t m = 0; m < M; ++m) q.scales[size_t(m)] = quantize_activation_row(x + m * ldx, K, q.values.data() + m * K);
+  for (int64_t m = 0; m < M; ++m)
+    q.scales[size_t(m)] = quantize_activation_row(x + m * ldx, K, q.values.data() + m * stride);
   return q;
 }
 
 const char* int8_tile(const Int8Activations& x, int64_t m0, int64_t rows, const Tensor& w, int64_t n0, int64_t cols,
                       const float* bias, float beta, float* out, int64_t ldo) {
+  const int8_t* q = w.data<int8_t>();
+  const int32_t* comp = compensations(w);
+  const float* col_scales = int8_weight_scales(w);
+  const uint8_t* xq = x.values.data() + m0 * x.stride;
+  if (int8_weight_layout(w) == Int8Layout::Panels) {
+    if (n0 % detail::kPanelColumns != 0) return "a column tile of the Panels layout must start at a multiple of 16";
+    detail::int8_panels(rows, xq, x.stride, q, x.stride, n0, cols,
+                        {comp, x.scales.data() + m0, col_scales, bias, beta, out, ldo});
+    return nullptr;
+  }
   // Per-thread int32 products, kept across calls (decoding makes many small ones).
   thread_local std::vector<int32_t> acc;
   acc.resize(size_t(rows * cols));
   const int64_t K = x.K;
-  const int8_t* q = w.data<int8_t>();
-  const int32_t* comp = compensations(w);
-  const uint8_t* xq = x.values.data() + m0 * K;
   if (rows <= kSkinnyMaxRows) {
-    detail::int8_rows(rows, n0, n0 + cols, K, xq, q, comp, acc.data(), cols);
+    detail::int8_rows(rows, n0, n0 + cols, K, xq, x.stride, q, comp, acc.data(), cols);
   } else {
     // Inside a parallel region oneDNN runs the tile on the calling thread.
-    const dnnl_status_t st = dnnl_gemm_u8s8s32('N', 'T', 'R', rows, cols, K, 1.0f, xq, K, 0, q + n0 * K, K, 0, 0.0f,
-                                               acc.data(), cols, comp + n0);
+    const dnnl_status_t st = dnnl_gemm_u8s8s32('N', 'T', 'R', rows, cols, K, 1.0f, xq, x.stride, 0, q + n0 * K, K, 0,
+                                               0.0f, acc.data(), cols, comp + n0);
     if (st != dnnl_success) return dnnl_status2str(st);
   }
-  dequantize_tile(rows, cols, acc.data(), x.scales.data() + m0, int8_weight_scales(w) + n0, bias ? bias + n0 : nullptr,
-                  beta, out, ldo);
+  dequantize_tile(rows, cols, acc.data(), x.scales.data() + m0, col_scales + n0, bias ? bias + n0 : nullptr, beta, out,
+                  ldo);
   return nullptr;
 }
 
@@ -183,7 +249,7 @@ void gemm_int8_weights(int64_t M, int64_t N, int64_t K, const float* x, int64_t 
     const int64_t rows = std::min(row_tile, M - m0), cols = std::min(column_tile, N - n0);
     if (const char* why = int8_tile(xq, m0, rows, w, n0, cols, bias, beta, out + m0 * ldo + n0, ldo)) failure = why;
   });
-  TCAT_CHECK(!failure.load(), "gemm_int8_weights: oneDNN's u8 x s8 GEMM failed for M={} N={} K={}: {}", M, N, K,
+  TCAT_CHECK(!failure.load(), "gemm_int8_weights: the u8 x s8 product failed for M={} N={} K={}: {}", M, N, K,
              failure.load());
 }
 

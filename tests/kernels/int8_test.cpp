@@ -17,6 +17,9 @@ using namespace tcat;
 
 namespace {
 
+using kernels::Int8Layout;
+constexpr Int8Layout kLayouts[] = {Int8Layout::Rows, Int8Layout::Panels};
+
 // [rows, cols] of integers in [-peak, peak] times 2^-shift(row), every row holding +-peak once: the
 // values per-row quantization with that peak maps to integers without rounding.
 std::vector<float> representable(int64_t rows, int64_t cols, int64_t ld, int peak, Rng& rng) {
@@ -49,10 +52,12 @@ TEST(Int8Weights, QuantizeKeepsEachRowWithinHalfAStep) {
   std::vector<float> values(size_t(N * K));
   for (float& v : values) v = rng.normal() * 0.1f;
   for (int64_t k = 0; k < K; ++k) values[size_t(5 * K + k)] = 0.0f;  // a zero row
-  for (DType dtype : {DType::F32, DType::BF16}) {
+  for (const auto& [dtype, layout] : {std::pair{DType::F32, Int8Layout::Rows}, {DType::F32, Int8Layout::Panels},
+                                      {DType::BF16, Int8Layout::Panels}}) {
     const Tensor w = matrix(values, N, K).to(dtype);
-    const Tensor q = kernels::quantize_weight_int8(w);
+    const Tensor q = kernels::quantize_weight_int8(w, layout);
     ASSERT_TRUE(kernels::is_int8_weight(q));
+    EXPECT_EQ(kernels::int8_weight_layout(q), layout);
     EXPECT_EQ(q.shape(), (Shape{N, K}));
     const std::vector<float> original = w.to_vector();
     const float* scales = kernels::int8_weight_scales(q);
@@ -63,8 +68,9 @@ TEST(Int8Weights, QuantizeKeepsEachRowWithinHalfAStep) {
       EXPECT_FLOAT_EQ(scales[n], n == 5 ? 1.0f : peak / 63.0f) << "row " << n;
       kernels::dequantize_int8_row(q, n, row.data());
       for (int64_t k = 0; k < K; ++k) {
-        const int8_t value = q.data<int8_t>()[n * K + k];
-        ASSERT_LE(std::abs(int(value)), kernels::kInt8WeightMax);
+        const float steps = row[size_t(k)] / scales[n];
+        ASSERT_NEAR(steps, std::nearbyint(steps), 1e-4f) << "not a whole number of steps at " << n << "," << k;
+        ASSERT_LE(std::fabs(std::nearbyint(steps)), float(kernels::kInt8WeightMax));
         ASSERT_NEAR(row[size_t(k)], original[size_t(n * K + k)], 0.5f * scales[n] * 1.0001f) << n << "," << k;
       }
     }
@@ -100,8 +106,10 @@ TEST(Int8Weights, ProductsAreExactOnRepresentableValues) {
     const int64_t ldx = s.K + 3, ldo = s.N + 5;
     const auto x = representable(s.M, s.K, ldx, 127, rng);
     const auto w = representable(s.N, s.K, s.K, kernels::kInt8WeightMax, rng);
-    const Tensor q = kernels::quantize_weight_int8(matrix(w, s.N, s.K));
     const auto want = exact_product(x, ldx, w, s.M, s.N, s.K);
+    for (const Int8Layout layout : kLayouts) {
+      SCOPED_TRACE(layout == Int8Layout::Rows ? "rows layout" : "panels layout");
+      const Tensor q = kernels::quantize_weight_int8(matrix(w, s.N, s.K), layout);
     std::vector<float> column_bias(size_t(s.N));
     for (int64_t n = 0; n < s.N; ++n) column_bias[size_t(n)] = float(n % 5) - 2.0f;
     for (const float* bias : {static_cast<const float*>(nullptr), static_cast<const float*>(column_bias.data())}) {
@@ -124,6 +132,7 @@ TEST(Int8Weights, ProductsAreExactOnRepresentableValues) {
     const Tensor bias = Tensor::full({s.N}, 0.25f);
     const std::vector<float> y = kernels::linear(matrix(dense, s.M, s.K), q, &bias).to_vector();
     for (int64_t i = 0; i < s.M * s.N; ++i) ASSERT_NEAR(y[size_t(i)], want[size_t(i)] + 0.25, 1e-6 * s.K) << i;
+    }
   }
 }
 
@@ -156,9 +165,10 @@ TEST(Int8Weights, ProductOfRandomValuesStaysWithinTheQuantizationError) {
   EXPECT_LT(worst, 0.5) << "errors that large in the worst case mean a wrong scale, not rounding";
 }
 
-// Few rows (decoding) go through tcat's own kernel, more through oneDNN's GEMM: both sum the same
-// integers exactly, so a row's output must not depend on how many rows share the product (a
-// sentence translates the same alone or in a batch). Shapes with K and N remainders of every kind.
+// In the Rows layout few rows (decoding) go through tcat's own kernel, more through oneDNN's GEMM;
+// the Panels layout tiles few and many rows differently. All sum the same integers exactly, so a
+// row's output must not depend on how many rows share the product (a sentence translates the same
+// alone or in a batch). Shapes with K and N remainders of every kind.
 TEST(Int8Weights, FewRowsGiveBitIdenticalRowsToManyRows) {
   Rng rng(12);
   for (const auto& [N, K] : {std::pair<int64_t, int64_t>{37, 45}, {1000, 70}, {58, 300}, {4100, 33}, {5, 512}}) {
@@ -166,7 +176,8 @@ TEST(Int8Weights, FewRowsGiveBitIdenticalRowsToManyRows) {
     std::vector<float> x(size_t(M * K)), w(size_t(N * K));
     for (float& v : x) v = rng.normal();
     for (float& v : w) v = rng.normal();
-    const Tensor q = kernels::quantize_weight_int8(matrix(w, N, K));
+    for (const Int8Layout layout : kLayouts) {
+    const Tensor q = kernels::quantize_weight_int8(matrix(w, N, K), layout);
     const std::vector<float> all = kernels::linear(matrix(x, M, K), q, nullptr).to_vector();
     for (int64_t rows = 1; rows <= kernels::kSkinnyMaxRows; ++rows) {
       const std::vector<float> first(x.begin(), x.begin() + rows * K);
@@ -174,7 +185,38 @@ TEST(Int8Weights, FewRowsGiveBitIdenticalRowsToManyRows) {
       for (int64_t i = 0; i < rows * N; ++i)
         ASSERT_EQ(few[size_t(i)], all[size_t(i)]) << "N=" << N << " K=" << K << " rows=" << rows << " at " << i;
     }
+    }
   }
+}
+
+// Both layouts sum the same integers and scale them alike: without a bias (the same multiplications)
+// their outputs are identical, with one within a rounding of the addition.
+TEST(Int8Weights, LayoutsGiveTheSameProducts) {
+  Rng rng(21);
+  const int64_t N = 75, K = 130;
+  std::vector<float> w(size_t(N * K));
+  for (float& v : w) v = rng.normal();
+  const Tensor rows = kernels::quantize_weight_int8(matrix(w, N, K), Int8Layout::Rows);
+  const Tensor panels = kernels::quantize_weight_int8(matrix(w, N, K), Int8Layout::Panels);
+  std::vector<float> bias(static_cast<size_t>(N));
+  for (float& v : bias) v = rng.normal();
+  const Tensor bias_tensor = Tensor::from_vector(bias, {N});
+  for (int64_t M : {int64_t(1), int64_t(5), int64_t(40)}) {
+    std::vector<float> x(size_t(M * K));
+    for (float& v : x) v = rng.normal();
+    const Tensor input = matrix(x, M, K);
+    EXPECT_EQ(kernels::linear(input, rows, nullptr).to_vector(), kernels::linear(input, panels, nullptr).to_vector())
+        << M << " rows";
+    const std::vector<float> a = kernels::linear(input, rows, &bias_tensor).to_vector();
+    const std::vector<float> b = kernels::linear(input, panels, &bias_tensor).to_vector();
+    for (size_t i = 0; i < a.size(); ++i)
+      ASSERT_NEAR(a[i], b[i], 1e-6f * (1.0f + std::fabs(a[i]))) << M << " rows, at " << i;
+  }
+  const kernels::Int8Activations xq = kernels::quantize_activations_int8(1, K, w.data(), K);
+  std::vector<float> out(16);
+  const char* why = kernels::int8_tile(xq, 0, 1, panels, 8, 16, nullptr, 0.0f, out.data(), 16);
+  ASSERT_NE(why, nullptr) << "a tile starting inside a panel was accepted";
+  EXPECT_NE(std::string(why).find("multiple of 16"), std::string::npos) << why;
 }
 
 TEST(Int8Weights, NonFiniteActivationsGiveNonFiniteRowsOnly) {
@@ -199,7 +241,8 @@ TEST(Int8Weights, EmbeddingGathersDequantizedRows) {
   Rng rng(2);
   std::vector<float> table(50 * 12);
   for (float& v : table) v = rng.normal();
-  const Tensor q = kernels::quantize_weight_int8(matrix(table, 50, 12));
+  for (const Int8Layout layout : kLayouts) {
+  const Tensor q = kernels::quantize_weight_int8(matrix(table, 50, 12), layout);
   const Tensor rows = kernels::embedding(q, Tensor::from_ids({7, 0, 49, 7}, {2, 2}));
   ASSERT_EQ(rows.shape(), (Shape{2, 2, 12}));
   const std::vector<float> got = rows.to_vector();
@@ -208,8 +251,10 @@ TEST(Int8Weights, EmbeddingGathersDequantizedRows) {
   for (int i = 0; i < 4; ++i) {
     kernels::dequantize_int8_row(q, ids[i], want.data());
     for (int j = 0; j < 12; ++j) ASSERT_EQ(got[size_t(i * 12 + j)], want[size_t(j)]) << i << "," << j;
+    for (int j = 0; j < 12; ++j) ASSERT_NEAR(want[size_t(j)], table[size_t(ids[i] * 12 + j)], 0.1f) << i << "," << j;
   }
   EXPECT_THROW(kernels::embedding(q, Tensor::from_ids({50}, {1})), Error);
+  }
 }
 
 TEST(Int8Weights, LinearRefusesGradientsThroughInt8Weights) {

@@ -1,0 +1,144 @@
+#include "kernels/int8_panels.h"
+
+#include <immintrin.h>
+
+#include <algorithm>
+#include <cstring>
+#include <type_traits>
+
+#include "core/cpu.h"
+
+namespace tcat::kernels::detail {
+namespace {
+
+// Rows per register tile: 4 rows x 16 columns are 8 int32 accumulators, plus 2 weight vectors,
+// the broadcast activations, the ones vector and 2 products: 14 of the 16 AVX2 registers.
+constexpr int kTileRows = 4;
+
+template <int MR>
+__attribute__((target("avx2,fma"), always_inline)) inline void dot_panel_avx2(const uint8_t* x, int64_t ldx,
+                                                                             const int8_t* panel, int64_t K4,
+                                                                             const int8_t* prefetch,
+                                                                             __m256i (&acc)[MR][2]) {
+  const __m256i ones = _mm256_set1_epi16(1);
+  __m256i lo[MR], hi[MR];
+  for (int m = 0; m < MR; ++m) lo[m] = hi[m] = _mm256_setzero_si256();
+#pragma GCC unroll 2
+  for (int64_t k = 0; k < K4; k += kPanelDepth, panel += kPanelColumns * kPanelDepth) {
+    const __m256i w_lo = _mm256_load_si256(reinterpret_cast<const __m256i*>(panel));
+    const __m256i w_hi = _mm256_load_si256(reinterpret_cast<const __m256i*>(panel + 32));
+    if (prefetch) _mm_prefetch(reinterpret_cast<const char*>(prefetch + k * kPanelColumns), _MM_HINT_T1);
+    for (int m = 0; m < MR; ++m) {
+      int32_t four;
+      std::memcpy(&four, x + m * ldx + k, sizeof four);
+      const __m256i xb = _mm256_set1_epi32(four);
+      // Exact: pairs of u8 x 7-bit products fit int16, vpmaddwd widens their sums to int32.
+      lo[m] = _mm256_add_epi32(lo[m], _mm256_madd_epi16(_mm256_maddubs_epi16(xb, w_lo), ones));
+      hi[m] = _mm256_add_epi32(hi[m], _mm256_madd_epi16(_mm256_maddubs_epi16(xb, w_hi), ones));
+    }
+  }
+  for (int m = 0; m < MR; ++m) acc[m][0] = lo[m], acc[m][1] = hi[m];
+}
+
+// 8 outputs of one row from 8 sums; `o` is read only when beta != 0, `bias` may be null.
+__attribute__((target("avx2,fma"), always_inline)) inline __m256 dequantize8_avx2(__m256i sum, const int32_t* comp,
+                                                                                float row_scale,
+                                                                                const float* col_scales,
+                                                                                const float* bias, float beta,
+                                                                                const float* o) {
+  const __m256i exact = _mm256_add_epi32(sum, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(comp)));
+  __m256 v = _mm256_mul_ps(_mm256_mul_ps(_mm256_cvtepi32_ps(exact), _mm256_set1_ps(row_scale)),
+                           _mm256_loadu_ps(col_scales));
+  if (bias) v = _mm256_add_ps(v, _mm256_loadu_ps(bias));
+  if (beta != 0.0f) v = _mm256_fmadd_ps(_mm256_set1_ps(beta), _mm256_loadu_ps(o), v);
+  return v;
+}
+
+// The MR x 16 outputs at tile rows m0.., columns n... A panel cut short by the tile's end goes
+// through a 16-wide copy, so the same instructions produce every output.
+template <int MR>
+__attribute__((target("avx2,fma"), always_inline)) inline void store_tile_avx2(__m256i (&acc)[MR][2], int64_t m0,
+                                                                              int64_t n, int64_t n0, int64_t valid,
+                                                                              const Int8Epilogue& e) {
+  alignas(32) float bias_copy[kPanelColumns], out_copy[kPanelColumns];
+  for (int m = 0; m < MR; ++m) {
+    float* o = e.out + (m0 + m) * e.ldo + (n - n0);
+    const float* bias = e.bias ? e.bias + n : nullptr;
+    float* target = o;
+    if (valid < kPanelColumns) {
+      std::fill(bias_copy, bias_copy + kPanelColumns, 0.0f);
+      std::fill(out_copy, out_copy + kPanelColumns, 0.0f);
+      if (bias) std::copy(bias, bias + valid, bias_copy);
+      if (e.beta != 0.0f) std::copy(o, o + valid, out_copy);
+      bias = bias ? bias_copy : nullptr;
+      target = out_copy;
+    }
+    const float s = e.row_scales[m0 + m];
+    for (int half = 0; half < 2; ++half) {
+      const int64_t c = half * 8;
+      _mm256_storeu_ps(target + c, dequantize8_avx2(acc[m][half], e.comp + n + c, s, e.col_scales + n + c,
+                                                    bias ? bias + c : nullptr, e.beta, target + c));
+    }
+    if (target != o) std::copy(out_copy, out_copy + valid, o);
+  }
+}
+
+template <int MR>
+__attribute__((target("avx2,fma"))) void panel_rows_avx2(int64_t m0, const uint8_t* xq, int64_t ldx,
+                                                         const int8_t* panel, int64_t K4, const int8_t* prefetch,
+                                                         int64_t n, int64_t n0, int64_t valid, const Int8Epilogue& e) {
+  __m256i acc[MR][2];
+  dot_panel_avx2<MR>(xq + m0 * ldx, ldx, panel, K4, prefetch, acc);
+  store_tile_avx2<MR>(acc, m0, n, n0, valid, e);
+}
+
+__attribute__((target("avx2,fma"))) void int8_panels_avx2(int64_t M, const uint8_t* xq, int64_t ldx,
+                                                          const int8_t* panels, int64_t K4, int64_t n0, int64_t cols,
+                                                          const Int8Epilogue& e) {
+  // Panel by panel: its weights (16 x K4 bytes) stay in L1 while all rows pass over them. The
+  // first rows' pass fetches the next panel meanwhile, a line per step: with few rows the weights
+  // come from memory, and a single stream read on demand would leave the multipliers waiting.
+  for (int64_t n = n0; n < n0 + cols; n += kPanelColumns) {
+    const int8_t* panel = panels + n * K4;
+    const int8_t* next = n + kPanelColumns < n0 + cols ? panel + kPanelColumns * K4 : nullptr;
+    const int64_t valid = std::min(kPanelColumns, n0 + cols - n);
+    const auto rows = [&](auto tile_rows, int64_t m) {
+      panel_rows_avx2<tile_rows()>(m, xq, ldx, panel, K4, m == 0 ? next : nullptr, n, n0, valid, e);
+    };
+    int64_t m = 0;
+    for (; m + kTileRows <= M; m += kTileRows) rows(std::integral_constant<int, kTileRows>{}, m);
+    switch (M - m) {
+      case 3: rows(std::integral_constant<int, 3>{}, m); break;
+      case 2: rows(std::integral_constant<int, 2>{}, m); break;
+      case 1: rows(std::integral_constant<int, 1>{}, m); break;
+      default: break;
+    }
+  }
+}
+
+void int8_panels_plain(int64_t M, const uint8_t* xq, int64_t ldx, const int8_t* panels, int64_t K4, int64_t n0,
+                       int64_t cols, const Int8Epilogue& e) {
+  for (int64_t m = 0; m < M; ++m)
+    for (int64_t n = n0; n < n0 + cols; ++n) {
+      const int8_t* w = panels + (n - n % kPanelColumns) * K4 + n % kPanelColumns * kPanelDepth;
+      int32_t sum = e.comp[n];
+      for (int64_t k = 0; k < K4; ++k)
+        sum += int32_t(xq[m * ldx + k]) * int32_t(w[k / kPanelDepth * kPanelColumns * kPanelDepth + k % kPanelDepth]);
+      float v = float(sum) * e.row_scales[m] * e.col_scales[n];
+      if (e.bias) v += e.bias[n];
+      float& o = e.out[m * e.ldo + n - n0];
+      o = e.beta != 0.0f ? e.beta * o + v : v;
+    }
+}
+
+}  // namespace
+
+void int8_panels(int64_t M, const uint8_t* xq, int64_t ldx, const int8_t* panels, int64_t K4, int64_t n0,
+                 int64_t cols, const Int8Epilogue& epilogue) {
+  if (cpu_features().avx2 && cpu_features().fma)
+    int8_panels_avx2(M, xq, ldx, panels, K4, n0, cols, epilogue);
+  else
+    int8_panels_plain(M, xq, ldx, panels, K4, n0, cols, epilogue);
+}
+
+}  // namespace tcat::kernels::detail
