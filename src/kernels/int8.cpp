@@ -88,7 +88,8 @@ TCAT_DISPATCH float quantize_activation_row(const float* x, int64_t K, uint8_t* 
   return scale;
 }
 
-// The tile's epilogue, bias included: one pass over the output.
+// The tile's epilogue, bias included: one pass over the output. The fused multiply-adds are
+// spelled out so both layouts round alike (int8_panels.h).
 TCAT_DISPATCH void dequantize_tile(int64_t rows, int64_t cols, const int32_t* acc, const float* row_scales,
                                    const float* col_scales, const float* bias, float beta, float* out, int64_t ldo) {
   for (int64_t m = 0; m < rows; ++m) {
@@ -96,13 +97,13 @@ TCAT_DISPATCH void dequantize_tile(int64_t rows, int64_t cols, const int32_t* ac
     float* o = out + m * ldo;
     const float s = row_scales[m];
     if (beta == 0.0f && bias) {
-      for (int64_t n = 0; n < cols; ++n) o[n] = float(a[n]) * s * col_scales[n] + bias[n];
+      for (int64_t n = 0; n < cols; ++n) o[n] = std::fma(float(a[n]) * s, col_scales[n], bias[n]);
     } else if (beta == 0.0f) {
       for (int64_t n = 0; n < cols; ++n) o[n] = float(a[n]) * s * col_scales[n];
     } else if (bias) {
-      for (int64_t n = 0; n < cols; ++n) o[n] = beta * o[n] + (float(a[n]) * s * col_scales[n] + bias[n]);
+      for (int64_t n = 0; n < cols; ++n) o[n] = std::fma(beta, o[n], std::fma(float(a[n]) * s, col_scales[n], bias[n]));
     } else {
-      for (int64_t n = 0; n < cols; ++n) o[n] = beta * o[n] + float(a[n]) * s * col_scales[n];
+      for (int64_t n = 0; n < cols; ++n) o[n] = std::fma(beta, o[n], float(a[n]) * s * col_scales[n]);
     }
   }
 }

@@ -3,6 +3,7 @@
 #include <immintrin.h>
 
 #include <algorithm>
+#include <cmath>
 #include <cstring>
 #include <type_traits>
 
@@ -47,9 +48,9 @@ __attribute__((target("avx2,fma"), always_inline)) inline __m256 dequantize8_avx
                                                                                 const float* bias, float beta,
                                                                                 const float* o) {
   const __m256i exact = _mm256_add_epi32(sum, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(comp)));
-  __m256 v = _mm256_mul_ps(_mm256_mul_ps(_mm256_cvtepi32_ps(exact), _mm256_set1_ps(row_scale)),
-                           _mm256_loadu_ps(col_scales));
-  if (bias) v = _mm256_add_ps(v, _mm256_loadu_ps(bias));
+  const __m256 scaled = _mm256_mul_ps(_mm256_cvtepi32_ps(exact), _mm256_set1_ps(row_scale));
+  __m256 v = bias ? _mm256_fmadd_ps(scaled, _mm256_loadu_ps(col_scales), _mm256_loadu_ps(bias))
+                  : _mm256_mul_ps(scaled, _mm256_loadu_ps(col_scales));
   if (beta != 0.0f) v = _mm256_fmadd_ps(_mm256_set1_ps(beta), _mm256_loadu_ps(o), v);
   return v;
 }
@@ -124,10 +125,10 @@ void int8_panels_plain(int64_t M, const uint8_t* xq, int64_t ldx, const int8_t* 
       int32_t sum = e.comp[n];
       for (int64_t k = 0; k < K4; ++k)
         sum += int32_t(xq[m * ldx + k]) * int32_t(w[k / kPanelDepth * kPanelColumns * kPanelDepth + k % kPanelDepth]);
-      float v = float(sum) * e.row_scales[m] * e.col_scales[n];
-      if (e.bias) v += e.bias[n];
+      const float scaled = float(sum) * e.row_scales[m];
+      const float v = e.bias ? std::fma(scaled, e.col_scales[n], e.bias[n]) : scaled * e.col_scales[n];
       float& o = e.out[m * e.ldo + n - n0];
-      o = e.beta != 0.0f ? e.beta * o + v : v;
+      o = e.beta != 0.0f ? std::fma(e.beta, o, v) : v;
     }
 }
 

@@ -15,7 +15,8 @@ constexpr int64_t kPanelColumns = 16;
 constexpr int64_t kPanelDepth = 4;
 
 // What turns the int32 sums of a tile into its fp32 output, indexed by absolute column n:
-// out[m * ldo + n - n0] = float(sum + comp[n]) * row_scales[m] * col_scales[n] (+ bias[n]) + beta * out.
+// out[m * ldo + n - n0] = fma(beta, out, fma(float(sum + comp[n]) * row_scales[m], col_scales[n], bias[n]))
+// (without bias a product, the outer fma only when beta != 0), rounded as kernels/int8.cpp rounds.
 // comp and col_scales cover whole panels (zero padded); bias (may be null) covers real columns only.
 struct Int8Epilogue {
   const int32_t* comp;
