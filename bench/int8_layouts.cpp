@@ -37,7 +37,8 @@ int main(int argc, char** argv) {
   }
   if (threads > 0) set_num_threads(threads);
   Rng rng(1);
-  // (N, K): attention projections, FFN up, FFN down, the output projection onto opus-mt-en-de's 58101 tokens (29 MB, beyond the caches).
+  // (N, K): attention projections, FFN up, FFN down, the output projection onto opus-mt-en-de's
+  // 58101 tokens (29 MB in int8).
   const std::vector<std::pair<int64_t, int64_t>> shapes = {{512, 512}, {2048, 512}, {512, 2048}, {58101, 512}};
   for (const auto& [N, K] : shapes) {
     std::vector<float> w(size_t(N * K));

@@ -3,10 +3,10 @@
 //
 // Format: a [N, K] weight matrix becomes a DType::I8 tensor [N, K] of values q with |q| <= 63 and
 // w[n, k] ~= q[n, k] * scale[n] (scale = max |w[n, :]| / 63). Its bytes are in one of two layouts
-// (read them only through this header): Rows, row-major [N, K], for CPUs with VNNI, where oneDNN's
-// u8 x s8 GEMM is fastest; Panels (kernels/int8_panels.h) for the others, where tcat's own kernel
-// on pre-packed weights beats oneDNN's (which packs both operands on every call). After the values
-// the storage holds the scales (f32), the compensations -128 * sum_k q[n, k] (i32) and the layout.
+// (read them only through this header): Rows, row-major [N, K], for CPUs with AVX-512 VNNI, where
+// oneDNN's u8 x s8 GEMM is fastest; Panels (kernels/int8_panels.h) for the others, where tcat's own
+// kernel on pre-packed weights beats oneDNN's (which packs both operands on every call). After the
+// values the storage holds the scales (f32), the compensations -128 * sum_k q[n, k] (i32), the layout.
 // Weights use 7 bits because CPUs without VNNI multiply with vpmaddubsw, whose 16-bit sums of two
 // 8-bit x 8-bit products saturate; 7 bits on every CPU keeps results the same everywhere.
 //

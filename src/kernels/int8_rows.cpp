@@ -19,9 +19,9 @@ constexpr int kWeightRows = 4;
 // against ones widens the pairs' sums into int32.
 template <int MB, int R>
 __attribute__((target("avx2"), always_inline)) inline void pass_avx2(const uint8_t* xq, int64_t ldx, int64_t K,
-                                                                      const int8_t* w, int64_t stride, const int32_t* comp,
-                                                                      int32_t* out, int64_t out_stride,
-                                                                      int64_t ld_acc) {
+                                                                      const int8_t* w, int64_t stride,
+                                                                      const int32_t* comp, int32_t* out,
+                                                                      int64_t out_stride, int64_t ld_acc) {
   const __m256i ones = _mm256_set1_epi16(1);
   __m256i acc[MB][R];
   for (int m = 0; m < MB; ++m)
