@@ -68,9 +68,12 @@ int64_t panel_offset(int64_t n, int64_t k, int64_t K4) {
 
 const uint8_t* storage_bytes(const Tensor& w) { return static_cast<const uint8_t*>(w.storage()->data()); }
 
-const int32_t* compensations(const Tensor& w) {
-  const Int8Parts parts = int8_parts(w.dim(0), w.dim(1), int8_weight_layout(w));
-  return reinterpret_cast<const int32_t*>(storage_bytes(w) + parts.compensations);
+// The layout tag in the storage's last 4 bytes (0 when there is no room for one).
+int32_t stored_layout_tag(const Tensor& w) {
+  int32_t tag = 0;
+  if (w.storage()->bytes() >= sizeof tag)
+    std::memcpy(&tag, storage_bytes(w) + w.storage()->bytes() - sizeof tag, sizeof tag);
+  return tag;
 }
 
 // Row x ~= a * scale with |a| <= 127, stored as a + 128; returns the scale (1 for a zero row). A
@@ -162,19 +165,16 @@ Tensor quantize_weight_int8(const Tensor& w_in, Int8Layout layout) {
 
 bool is_int8_weight(const Tensor& w) {
   if (!w.defined() || w.dtype() != DType::I8 || w.ndim() != 2 || !w.is_contiguous() ||
-      w.raw_data() != w.storage()->data() || w.storage()->bytes() < sizeof(int32_t))
+      w.raw_data() != w.storage()->data())
     return false;
-  int32_t tag = 0;
-  std::memcpy(&tag, storage_bytes(w) + w.storage()->bytes() - sizeof tag, sizeof tag);
+  const int32_t tag = stored_layout_tag(w);
   if (tag != int32_t(Int8Layout::Rows) && tag != int32_t(Int8Layout::Panels)) return false;
   return w.storage()->bytes() == int8_parts(w.dim(0), w.dim(1), Int8Layout(tag)).total;
 }
 
 Int8Layout int8_weight_layout(const Tensor& w) {
   TCAT_CHECK(is_int8_weight(w), "{} is not an int8 weight (quantize_weight_int8)", w.desc());
-  int32_t tag = 0;
-  std::memcpy(&tag, storage_bytes(w) + w.storage()->bytes() - sizeof tag, sizeof tag);
-  return Int8Layout(tag);
+  return Int8Layout(stored_layout_tag(w));
 }
 
 const float* int8_weight_scales(const Tensor& w) {
@@ -205,11 +205,14 @@ Int8Activations quantize_activations_int8(int64_t M, int64_t K, const float* x, 
 
 const char* int8_tile(const Int8Activations& x, int64_t m0, int64_t rows, const Tensor& w, int64_t n0, int64_t cols,
                       const float* bias, float beta, float* out, int64_t ldo) {
+  // The weight's parts, found once per tile (callers checked it is an int8 weight).
+  const Int8Layout layout = int8_weight_layout(w);
+  const Int8Parts parts = int8_parts(w.dim(0), w.dim(1), layout);
   const int8_t* q = w.data<int8_t>();
-  const int32_t* comp = compensations(w);
-  const float* col_scales = int8_weight_scales(w);
+  const int32_t* comp = reinterpret_cast<const int32_t*>(storage_bytes(w) + parts.compensations);
+  const float* col_scales = reinterpret_cast<const float*>(storage_bytes(w) + parts.scales);
   const uint8_t* xq = x.values.data() + m0 * x.stride;
-  if (int8_weight_layout(w) == Int8Layout::Panels) {
+  if (layout == Int8Layout::Panels) {
     if (n0 % detail::kPanelColumns != 0) return "a column tile of the Panels layout must start at a multiple of 16";
     detail::int8_panels(rows, xq, x.stride, q, x.stride, n0, cols,
                         {comp, x.scales.data() + m0, col_scales, bias, beta, out, ldo});
