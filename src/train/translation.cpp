@@ -291,15 +291,17 @@ TranslationRunResult train_translation(const std::string& run_dir, const Transla
                                    "output directory",
                                    run_dir));
   }
-  fs::create_directories(run_dir);
   ProgressReporter progress(options.progress, options.interactive, cfg.log_every);
 
-  // Data.
+  // Data, all read before the run directory is made: a wrong path leaves nothing behind.
   data::ParallelCorpus train_corpus = data::read_parallel_corpus(cfg.train_src, cfg.train_tgt);
+  std::optional<data::ParallelCorpus> valid_corpus;
+  if (!cfg.valid_src.empty()) valid_corpus = data::read_parallel_corpus(cfg.valid_src, cfg.valid_tgt);
   progress.message(fmt::format("train: {} pairs read, {} kept ({} with an empty side, {} not UTF-8)",
                                train_corpus.stats.read, train_corpus.stats.kept, train_corpus.stats.skipped_empty,
                                train_corpus.stats.skipped_invalid_utf8));
   TCAT_CHECK(train_corpus.stats.kept > 0, "no usable training pairs in '{}' / '{}'", cfg.train_src, cfg.train_tgt);
+  fs::create_directories(run_dir);
 
   // Tokenizer: the run's own copy wins, so a resumed run encodes exactly as before.
   const std::string tok_path = run_dir + "/tokenizer.model";
@@ -334,8 +336,8 @@ TranslationRunResult train_translation(const std::string& run_dir, const Transla
                                bs.kept, stream.epoch_batches().size(), bs.skipped_overlong, cfg.max_len));
 
   ValidationSet valid;
-  if (!cfg.valid_src.empty()) {
-    data::ParallelCorpus vc = data::read_parallel_corpus(cfg.valid_src, cfg.valid_tgt);
+  if (valid_corpus) {
+    data::ParallelCorpus& vc = *valid_corpus;
     if (cfg.valid_max_sentences > 0 && int64_t(vc.src.size()) > cfg.valid_max_sentences) {
       vc.src.resize(size_t(cfg.valid_max_sentences));
       vc.tgt.resize(size_t(cfg.valid_max_sentences));

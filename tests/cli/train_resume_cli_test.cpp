@@ -194,4 +194,15 @@ TEST_F(TrainResumeCli, ResumeRefusesChangesToWhatTheCheckpointContinues) {
   EXPECT_EQ(read_config(), before);
 }
 
+// A data file that cannot be read is named in the one error, and no run directory is left behind.
+TEST_F(TrainResumeCli, MissingDataFileLeavesNoRunDirectory) {
+  for (const char* option : {"--src", "--valid-tgt"}) {
+    const std::string missing = path(fmt::format("missing{}.txt", option));
+    const auto failed = run_tcat(fmt::format("{} {} {}", train_args("run"), option, missing));
+    EXPECT_NE(failed.exit_code, 0) << option;
+    EXPECT_NE(failed.output.find(missing), std::string::npos) << failed.output;
+    EXPECT_FALSE(fs::exists(dir_ / "run")) << "after a missing " << option << " file";
+  }
+}
+
 }  // namespace
