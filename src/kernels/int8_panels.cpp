@@ -16,29 +16,45 @@ namespace {
 // the broadcast activations, the ones vector and 2 products: 14 of the 16 AVX2 registers.
 constexpr int kTileRows = 4;
 
-template <int MR>
-__attribute__((target("avx2,fma"), always_inline)) inline void dot_panel_avx2(const uint8_t* x, int64_t ldx,
-                                                                             const int8_t* panel, int64_t K4,
-                                                                             const int8_t* prefetch,
-                                                                             __m256i (&acc)[MR][2]) {
+// Sums of MR rows over NP panels read side by side. The small loops carry unroll pragmas: GCC keeps
+// the accumulator arrays in registers only when every index is a constant.
+template <int MR, int NP>
+__attribute__((target("avx2,fma"), always_inline)) inline void dot_panels_avx2(const uint8_t* x, int64_t ldx,
+                                                                              const int8_t* const (&panels)[NP],
+                                                                              int64_t K4,
+                                                                              const int8_t* const (&prefetch)[NP],
+                                                                              __m256i (&acc)[NP][MR][2]) {
   const __m256i ones = _mm256_set1_epi16(1);
-  __m256i lo[MR], hi[MR];
-  for (int m = 0; m < MR; ++m) lo[m] = hi[m] = _mm256_setzero_si256();
+  __m256i lo[NP * MR], hi[NP * MR];
+#pragma GCC unroll 8
+  for (int i = 0; i < NP * MR; ++i) lo[i] = hi[i] = _mm256_setzero_si256();
 #pragma GCC unroll 2
-  for (int64_t k = 0; k < K4; k += kPanelDepth, panel += kPanelColumns * kPanelDepth) {
-    const __m256i w_lo = _mm256_load_si256(reinterpret_cast<const __m256i*>(panel));
-    const __m256i w_hi = _mm256_load_si256(reinterpret_cast<const __m256i*>(panel + 32));
-    if (prefetch) _mm_prefetch(reinterpret_cast<const char*>(prefetch + k * kPanelColumns), _MM_HINT_T1);
+  for (int64_t k = 0; k < K4; k += kPanelDepth) {
+    const int64_t offset = k * kPanelColumns;
+    __m256i w_lo[NP], w_hi[NP];
+#pragma GCC unroll 4
+    for (int p = 0; p < NP; ++p) {
+      w_lo[p] = _mm256_load_si256(reinterpret_cast<const __m256i*>(panels[p] + offset));
+      w_hi[p] = _mm256_load_si256(reinterpret_cast<const __m256i*>(panels[p] + offset + 32));
+      if (prefetch[p]) _mm_prefetch(reinterpret_cast<const char*>(prefetch[p] + offset), _MM_HINT_T1);
+    }
+#pragma GCC unroll 4
     for (int m = 0; m < MR; ++m) {
       int32_t four;
       std::memcpy(&four, x + m * ldx + k, sizeof four);
       const __m256i xb = _mm256_set1_epi32(four);
-      // Exact: pairs of u8 x 7-bit products fit int16, vpmaddwd widens their sums to int32.
-      lo[m] = _mm256_add_epi32(lo[m], _mm256_madd_epi16(_mm256_maddubs_epi16(xb, w_lo), ones));
-      hi[m] = _mm256_add_epi32(hi[m], _mm256_madd_epi16(_mm256_maddubs_epi16(xb, w_hi), ones));
+#pragma GCC unroll 4
+      for (int p = 0; p < NP; ++p) {
+        // Exact: pairs of u8 x 7-bit products fit int16, vpmaddwd widens their sums to int32.
+        lo[p * MR + m] = _mm256_add_epi32(lo[p * MR + m], _mm256_madd_epi16(_mm256_maddubs_epi16(xb, w_lo[p]), ones));
+        hi[p * MR + m] = _mm256_add_epi32(hi[p * MR + m], _mm256_madd_epi16(_mm256_maddubs_epi16(xb, w_hi[p]), ones));
+      }
     }
   }
-  for (int m = 0; m < MR; ++m) acc[m][0] = lo[m], acc[m][1] = hi[m];
+#pragma GCC unroll 4
+  for (int p = 0; p < NP; ++p)
+#pragma GCC unroll 4
+    for (int m = 0; m < MR; ++m) acc[p][m][0] = lo[p * MR + m], acc[p][m][1] = hi[p * MR + m];
 }
 
 // 8 outputs of one row from 8 sums; `o` is read only when beta != 0, `bias` may be null.
@@ -84,27 +100,68 @@ __attribute__((target("avx2,fma"), always_inline)) inline void store_tile_avx2(_
   }
 }
 
-template <int MR>
+// Rows m0 .. m0 + MR - 1 times the NP panels starting at columns n[p] (valid[p] of them real).
+template <int MR, int NP>
 __attribute__((target("avx2,fma"))) void panel_rows_avx2(int64_t m0, const uint8_t* xq, int64_t ldx,
-                                                         const int8_t* panel, int64_t K4, const int8_t* prefetch,
-                                                         int64_t n, int64_t n0, int64_t valid, const Int8Epilogue& e) {
-  __m256i acc[MR][2];
-  dot_panel_avx2<MR>(xq + m0 * ldx, ldx, panel, K4, prefetch, acc);
-  store_tile_avx2<MR>(acc, m0, n, n0, valid, e);
+                                                         const int8_t* const (&panels)[NP], int64_t K4,
+                                                         const int8_t* const (&prefetch)[NP], const int64_t (&n)[NP],
+                                                         int64_t n0, const int64_t (&valid)[NP],
+                                                         const Int8Epilogue& e) {
+  __m256i acc[NP][MR][2];
+  dot_panels_avx2<MR, NP>(xq + m0 * ldx, ldx, panels, K4, prefetch, acc);
+  for (int p = 0; p < NP; ++p) store_tile_avx2<MR>(acc[p], m0, n[p], n0, valid[p], e);
+}
+
+// One row: the weights come from memory and are used once, so the speed is how fast a core reads.
+// The range is cut into kOneRowStreams parts read side by side, a panel of each at a time: a core
+// reading several distant streams gets more from memory than from one (58101 x 512 weights, 2
+// threads: 1.14x the single stream, as fast as the Rows layout's four-stream few-row kernel).
+constexpr int kOneRowStreams = 4;
+
+__attribute__((target("avx2,fma"))) void int8_panels_one_row_avx2(const uint8_t* xq, const int8_t* panels, int64_t K4,
+                                                                  int64_t n0, int64_t cols, const Int8Epilogue& e) {
+  const int64_t count = (cols + kPanelColumns - 1) / kPanelColumns;
+  const int64_t stride = (count + kOneRowStreams - 1) / kOneRowStreams * kPanelColumns;  // columns between streams
+  const int64_t end = n0 + cols;
+  for (int64_t first = n0; first < n0 + stride; first += kPanelColumns) {
+    int64_t n[kOneRowStreams], valid[kOneRowStreams];
+    const int8_t* panel[kOneRowStreams];
+    const int8_t* next[kOneRowStreams];
+    int live = 0;  // streams still inside the range; only the last ones run out
+    for (int s = 0; s < kOneRowStreams; ++s) {
+      n[s] = first + s * stride;
+      if (n[s] >= end) break;
+      live = s + 1;
+      panel[s] = panels + n[s] * K4;
+      const bool more = n[s] + kPanelColumns < std::min(end, n0 + (s + 1) * stride);
+      next[s] = more ? panel[s] + kPanelColumns * K4 : nullptr;
+      valid[s] = std::min(kPanelColumns, end - n[s]);
+    }
+    if (live == kOneRowStreams) {
+      panel_rows_avx2<1, kOneRowStreams>(0, xq, 0, panel, K4, next, n, n0, valid, e);
+      continue;
+    }
+    for (int s = 0; s < live; ++s)
+      panel_rows_avx2<1, 1>(0, xq, 0, {panel[s]}, K4, {next[s]}, {n[s]}, n0, {valid[s]}, e);
+  }
 }
 
 __attribute__((target("avx2,fma"))) void int8_panels_avx2(int64_t M, const uint8_t* xq, int64_t ldx,
                                                           const int8_t* panels, int64_t K4, int64_t n0, int64_t cols,
                                                           const Int8Epilogue& e) {
+  if (M == 1) {
+    int8_panels_one_row_avx2(xq, panels, K4, n0, cols, e);
+    return;
+  }
   // Panel by panel: its weights (16 x K4 bytes) stay in L1 while all rows pass over them. The
   // first rows' pass fetches the next panel meanwhile, a line per step: with few rows the weights
   // come from memory, and a single stream read on demand would leave the multipliers waiting.
   for (int64_t n = n0; n < n0 + cols; n += kPanelColumns) {
-    const int8_t* panel = panels + n * K4;
-    const int8_t* next = n + kPanelColumns < n0 + cols ? panel + kPanelColumns * K4 : nullptr;
+    const int8_t* const panel[1] = {panels + n * K4};
+    const int8_t* next = n + kPanelColumns < n0 + cols ? panel[0] + kPanelColumns * K4 : nullptr;
     const int64_t valid = std::min(kPanelColumns, n0 + cols - n);
     const auto rows = [&](auto tile_rows, int64_t m) {
-      panel_rows_avx2<tile_rows()>(m, xq, ldx, panel, K4, m == 0 ? next : nullptr, n, n0, valid, e);
+      panel_rows_avx2<tile_rows(), 1>(m, xq, ldx, panel, K4, {m == 0 ? next : nullptr}, {n}, n0, {valid}, e);
     };
     int64_t m = 0;
     for (; m + kTileRows <= M; m += kTileRows) rows(std::integral_constant<int, kTileRows>{}, m);
