@@ -38,9 +38,12 @@ TEST(Cli, UsageErrorsExitWithCode2AndAMessage) {
     const char* message;
   };
   for (const Case& c : {Case{"", "a command is required"}, Case{"--no-such-flag version", "no-such-flag"},
-                        Case{"demo --steps -3", "--steps"}, Case{"demo --steps many", "--steps"},
-                        Case{"demo sideways", "sideways"}, Case{"-t 0 version", "--threads"},
-                        Case{"frobnicate", "frobnicate"}}) {
+                        Case{"demo --steps -3", "--steps: -3 is not > 0"},
+                        Case{"demo --steps many", "--steps: 'many' is not a number"},
+                        Case{"demo sideways", "sideways"}, Case{"-t 0 version", "--threads: 0 is not in [1, 1024]"},
+                        Case{"translate --alpha abc hi", "--alpha: 'abc' is not a number"},
+                        Case{"train --max-steps 1e999", "--max-steps: '1e999' is not a number"},
+                        Case{"translate --beam 2.5 hi", "--beam = 2.5"}, Case{"frobnicate", "frobnicate"}}) {
     const ProcessResult r = run_tcat(c.args);
     EXPECT_EQ(r.exit_code, 2) << "tcat " << c.args << ":\n" << r.output;
     EXPECT_TRUE(contains(r.output, c.message)) << "tcat " << c.args << ":\n" << r.output;

@@ -19,10 +19,11 @@ void register_demo(CLI::App& app) {
   };
   auto args = std::make_shared<Args>();
   cmd->add_option("task", args->task, "copy | reverse")->check(CLI::IsMember({"copy", "reverse"}));
-  cmd->add_option("--steps", args->steps, "training steps (default 1200 for copy, 2600 for reverse)")->check(CLI::PositiveNumber);
-  cmd->add_option("--batch", args->batch, "sequences per step (default 64)")->check(CLI::PositiveNumber);
-  cmd->add_option("--warmup", args->warmup, "Noam warmup steps (default 200)")->check(CLI::PositiveNumber);
-  cmd->add_option("--lr-factor", args->lr_factor, "Noam learning-rate factor (default 1)")->check(CLI::PositiveNumber);
+  cmd->add_option("--steps", args->steps, "training steps (default 1200 for copy, 2600 for reverse)")
+      ->check(positive_number());
+  cmd->add_option("--batch", args->batch, "sequences per step (default 64)")->check(positive_number());
+  cmd->add_option("--warmup", args->warmup, "Noam warmup steps (default 200)")->check(positive_number());
+  cmd->add_option("--lr-factor", args->lr_factor, "Noam learning-rate factor (default 1)")->check(positive_number());
   cmd->add_option("--seed", args->seed, "random seed");
   cmd->add_flag("--bf16", args->bf16, "bf16 mixed precision");
   cmd->callback([args] {

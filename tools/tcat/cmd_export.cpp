@@ -22,7 +22,7 @@ void register_export(CLI::App& app) {
       ->check(CLI::IsMember({"f32", "bf16", "f16"}));
   cmd->add_option("--average-last", a->average_last,
                   "average the last K checkpoints of the run directory given with -m (as training does at its end)")
-      ->check(CLI::PositiveNumber);
+      ->check(positive_number());
   cmd->callback([a] {
     const DType dtype = a->dtype == "bf16" ? DType::BF16 : a->dtype == "f16" ? DType::F16 : DType::F32;
     train::export_model(a->from, a->to, dtype, a->average_last);

@@ -20,7 +20,7 @@ void register_fill_mask(CLI::App& app) {
   cmd->add_option("text", a->text, "text holding the tokenizer's mask token, e.g. \"Paris is the [MASK] of France.\"")
       ->required();
   cmd->add_option("-m,--model", a->model, "Hugging Face model folder with its tokenizer files")->required();
-  cmd->add_option("-k,--top-k", a->top_k, "tokens listed per mask")->check(CLI::Range(1, 1000));
+  cmd->add_option("-k,--top-k", a->top_k, "tokens listed per mask")->check(number_in(1, 1000));
   cmd->add_flag("--json", a->json, "one JSON object with every mask's candidates");
   cmd->callback([a] {
     const io::HfModel loaded = io::load_hf_model(a->model);

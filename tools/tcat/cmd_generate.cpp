@@ -46,12 +46,13 @@ void register_generate(CLI::App& app) {
   cmd->add_option("-m,--model", a->model, "model folder (config.json + safetensors) or llama2.c .bin")->required();
   cmd->add_option("-p,--prompt", a->prompt, "prompt text (needs tokenizer files or a *.model beside the weights)");
   cmd->add_option("--ids", a->ids, "prompt as token ids instead of text; prints ids");
-  cmd->add_option("-n,--steps", a->steps, "tokens in all, prompt included (llama2.c's -n)")->check(CLI::Range(1, 1 << 20));
+  cmd->add_option("-n,--steps", a->steps, "tokens in all, prompt included (llama2.c's -n)")
+      ->check(number_in(1, 1 << 20));
   cmd->add_option("--max-new-tokens", a->max_new_tokens, "new tokens to generate (overrides -n)")
-      ->check(CLI::Range(1, 1 << 20));
-  cmd->add_option("--temp", a->sampling.temperature, "sampling temperature (0 = greedy)")->check(CLI::Range(0.0, 100.0));
+      ->check(number_in(1, 1 << 20));
+  cmd->add_option("--temp", a->sampling.temperature, "sampling temperature (0 = greedy)")->check(number_in(0.0, 100.0));
   cmd->add_option("--top-k", a->sampling.top_k, "sample among the k most likely tokens (0 = all)")
-      ->check(CLI::Range(0, 1 << 30));
+      ->check(number_in(0, 1 << 30));
   cmd->add_option("--top-p", a->sampling.top_p, "nucleus sampling threshold (1 = off)");
   cmd->add_option("--repeat-penalty", a->sampling.repetition_penalty, "penalty for tokens already present (1 = off)");
   cmd->add_option("--seed", a->seed, "random seed for sampling");

@@ -26,18 +26,18 @@ void register_tokenizer_train(CLI::App& parent) {
   cmd->add_option("-o,--output", args->output, "where to write the .model file")->required();
   cmd->add_option("--vocab-size", opt.vocab_size, "pieces in the vocabulary, special ids included")
       ->capture_default_str()
-      ->check(CLI::PositiveNumber);
+      ->check(positive_number());
   cmd->add_option("--model-type", args->model_type, "bpe | unigram")
       ->capture_default_str()
       ->check(CLI::IsMember({"bpe", "unigram"}));
   cmd->add_option("--character-coverage", opt.character_coverage,
                   "fraction of characters the vocabulary covers (1.0 for European languages)")
       ->capture_default_str()
-      ->check(CLI::Range(0.0, 1.0));
+      ->check(number_in(0.0, 1.0));
   cmd->add_option("--input-sentence-size", opt.input_sentence_size,
                   "train on a random sample of this many sentences (0 = all)")
       ->capture_default_str()
-      ->check(CLI::NonNegativeNumber);
+      ->check(non_negative_number());
   cmd->add_option("--seed", opt.seed, "seed for that sample")->capture_default_str();
   cmd->add_flag("--verbose", opt.verbose, "show sentencepiece's training log");
   cmd->footer(

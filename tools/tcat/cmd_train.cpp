@@ -38,29 +38,29 @@ void register_train(CLI::App& app) {
   cmd->add_option("--valid-tgt", a->valid_tgt, "validation target text");
   cmd->add_option("--tokenizer", a->tokenizer, "use this SentencePiece model instead of training one");
   cmd->add_option("--tokenizer-type", a->tokenizer_type, "bpe | unigram")->check(CLI::IsMember({"bpe", "unigram"}));
-  cmd->add_option("--vocab-size", a->vocab_size, "joint SentencePiece vocabulary size")->check(CLI::PositiveNumber);
-  cmd->add_option("--max-tokens", a->max_tokens, "padded tokens per batch")->check(CLI::PositiveNumber);
-  cmd->add_option("--accumulate", a->accumulate, "batches per optimizer step")->check(CLI::PositiveNumber);
-  cmd->add_option("--max-len", a->max_len, "skip sentences longer than this (tokens)")->check(CLI::PositiveNumber);
-  cmd->add_option("--warmup", a->warmup, "Noam warmup steps")->check(CLI::PositiveNumber);
-  cmd->add_option("--lr-factor", a->lr_factor, "Noam learning-rate factor")->check(CLI::PositiveNumber);
-  cmd->add_option("--label-smoothing", a->label_smoothing, "label smoothing")->check(CLI::Range(0.0, 0.99));
-  cmd->add_option("--dropout", a->dropout, "dropout")->check(CLI::Range(0.0, 0.99));
+  cmd->add_option("--vocab-size", a->vocab_size, "joint SentencePiece vocabulary size")->check(positive_number());
+  cmd->add_option("--max-tokens", a->max_tokens, "padded tokens per batch")->check(positive_number());
+  cmd->add_option("--accumulate", a->accumulate, "batches per optimizer step")->check(positive_number());
+  cmd->add_option("--max-len", a->max_len, "skip sentences longer than this (tokens)")->check(positive_number());
+  cmd->add_option("--warmup", a->warmup, "Noam warmup steps")->check(positive_number());
+  cmd->add_option("--lr-factor", a->lr_factor, "Noam learning-rate factor")->check(positive_number());
+  cmd->add_option("--label-smoothing", a->label_smoothing, "label smoothing")->check(number_in(0.0, 0.99));
+  cmd->add_option("--dropout", a->dropout, "dropout")->check(number_in(0.0, 0.99));
   cmd->add_option("--clip-norm", a->clip_norm, "clip gradients to this global norm (0 = off)")
-      ->check(CLI::NonNegativeNumber);
+      ->check(non_negative_number());
   cmd->add_flag("--bf16", a->bf16, "bf16 mixed precision (bf16 GEMMs, fp32 master weights)");
-  cmd->add_option("--max-steps", a->max_steps, "stop after this many optimizer steps")->check(CLI::NonNegativeNumber);
-  cmd->add_option("--max-epochs", a->max_epochs, "stop after this many epochs")->check(CLI::NonNegativeNumber);
-  cmd->add_option("--log-every", a->log_every, "steps between metrics log lines")->check(CLI::PositiveNumber);
+  cmd->add_option("--max-steps", a->max_steps, "stop after this many optimizer steps")->check(non_negative_number());
+  cmd->add_option("--max-epochs", a->max_epochs, "stop after this many epochs")->check(non_negative_number());
+  cmd->add_option("--log-every", a->log_every, "steps between metrics log lines")->check(positive_number());
   cmd->add_option("--valid-every", a->valid_every, "steps between validations and checkpoints")
-      ->check(CLI::PositiveNumber);
-  cmd->add_option("--keep", a->keep, "checkpoints kept")->check(CLI::PositiveNumber);
+      ->check(positive_number());
+  cmd->add_option("--keep", a->keep, "checkpoints kept")->check(positive_number());
   cmd->add_option("--average-last", a->average_last, "checkpoints averaged into the final model")
-      ->check(CLI::PositiveNumber);
+      ->check(positive_number());
   cmd->add_option("--patience", a->patience, "stop after this many validations without a better BLEU (0 = off)")
-      ->check(CLI::NonNegativeNumber);
+      ->check(non_negative_number());
   cmd->add_option("--valid-max-sentences", a->valid_max_sentences, "validate on the first N sentences (0 = all)")
-      ->check(CLI::NonNegativeNumber);
+      ->check(non_negative_number());
   cmd->add_option("--seed", a->seed, "random seed (data order, initialisation, dropout)");
 
   const auto report = [](const train::TranslationRunResult& result) {

@@ -22,11 +22,11 @@ void register_translate(CLI::App& app) {
   auto a = std::make_shared<Args>();
   cmd->add_option("text", a->text, "sentences to translate (default: read stdin, one sentence a line)");
   cmd->add_option("-m,--model", a->model, "model or run directory (default: the bundled English->German model)");
-  cmd->add_option("-b,--beam", a->opt.beam_size, "beam size (1 = greedy)")->check(CLI::Range(1, 64));
-  cmd->add_option("--alpha", a->opt.length_penalty, "length penalty alpha")->check(CLI::Range(0.0, 5.0));
+  cmd->add_option("-b,--beam", a->opt.beam_size, "beam size (1 = greedy)")->check(number_in(1, 64));
+  cmd->add_option("--alpha", a->opt.length_penalty, "length penalty alpha")->check(number_in(0.0, 5.0));
   cmd->add_option("--n-best", a->opt.n_best, "print the N best translations of each sentence")
-      ->check(CLI::Range(1, 64));
-  cmd->add_option("--batch", a->opt.batch_size, "sentences decoded together")->check(CLI::Range(1, 4096));
+      ->check(number_in(1, 64));
+  cmd->add_option("--batch", a->opt.batch_size, "sentences decoded together")->check(number_in(1, 4096));
   cmd->add_flag("--json", a->json, "one JSON object per input line, with scores");
   add_weights_option(cmd, a->weights);
   cmd->callback([a] {

@@ -1,7 +1,13 @@
 // tcat: the command-line tool. Argument parsing and printing only; the work is in the library.
 #include <fmt/core.h>
 
+#include <cerrno>
+#include <cmath>
 #include <cstdio>
+#include <cstdlib>
+#include <functional>
+#include <optional>
+#include <string>
 
 #include "autograd/var.h"
 #include "commands.h"
@@ -20,6 +26,39 @@ void add_weights_option(CLI::App* cmd, std::string& weights) {
       ->check(CLI::IsMember({"f32", "bf16", "int8"}));
 }
 
+namespace {
+
+// The whole text as a finite number, or nothing.
+std::optional<double> parse_number(const std::string& text) {
+  char* end = nullptr;
+  errno = 0;
+  const double value = std::strtod(text.c_str(), &end);
+  if (text.empty() || *end != '\0' || errno == ERANGE || !std::isfinite(value)) return std::nullopt;
+  return value;
+}
+
+CLI::Validator number_check(const std::string& requirement, std::function<bool(double)> holds) {
+  return CLI::Validator(
+      [requirement, holds](std::string& text) -> std::string {
+        const std::optional<double> value = parse_number(text);
+        if (!value) return fmt::format("'{}' is not a number", text);
+        return holds(*value) ? std::string() : fmt::format("{} is not {}", text, requirement);
+      },
+      "NUMBER " + requirement);
+}
+
+}  // namespace
+
+CLI::Validator number_in(double lo, double hi) {
+  return number_check(fmt::format("in [{}, {}]", lo, hi), [lo, hi](double v) { return v >= lo && v <= hi; });
+}
+CLI::Validator positive_number() {
+  return number_check("> 0", [](double v) { return v > 0; });
+}
+CLI::Validator non_negative_number() {
+  return number_check(">= 0", [](double v) { return v >= 0; });
+}
+
 }  // namespace tcat::cli
 
 int main(int argc, char** argv) {
@@ -29,7 +68,7 @@ int main(int argc, char** argv) {
   app.require_subcommand(0, 1);
   app.fallthrough();
   auto& g = cli::g_options;
-  app.add_option("-t,--threads", g.threads, "worker threads (default: all cores)")->check(CLI::Range(1, 1024));
+  app.add_option("-t,--threads", g.threads, "worker threads (default: all cores)")->check(cli::number_in(1, 1024));
   app.add_flag("--check-numerics", g.check_numerics, "stop at the first op that produces NaN or Inf, naming it");
   app.add_flag("-q,--quiet", g.quiet, "no progress output on stderr");
 
