@@ -76,6 +76,21 @@ int32_t stored_layout_tag(const Tensor& w) {
   return tag;
 }
 
+// An int8 weight's parts, found with one check of the weight.
+struct Int8View {
+  Int8Layout layout;
+  const int8_t* values;
+  const float* scales;
+  const int32_t* compensations;
+};
+
+Int8View int8_view(const Tensor& w) {
+  const Int8Layout layout = int8_weight_layout(w);
+  const Int8Parts parts = int8_parts(w.dim(0), w.dim(1), layout);
+  return {layout, w.data<int8_t>(), reinterpret_cast<const float*>(storage_bytes(w) + parts.scales),
+          reinterpret_cast<const int32_t*>(storage_bytes(w) + parts.compensations)};
+}
+
 // Row x ~= a * scale with |a| <= 127, stored as a + 128; returns the scale (1 for a zero row). A
 // row holding NaN or Inf gets a NaN scale, so its outputs are NaN as in fp32.
 TCAT_DISPATCH float quantize_activation_row(const float* x, int64_t K, uint8_t* q) {
@@ -177,19 +192,16 @@ Int8Layout int8_weight_layout(const Tensor& w) {
   return Int8Layout(stored_layout_tag(w));
 }
 
-const float* int8_weight_scales(const Tensor& w) {
-  const Int8Parts parts = int8_parts(w.dim(0), w.dim(1), int8_weight_layout(w));
-  return reinterpret_cast<const float*>(storage_bytes(w) + parts.scales);
-}
+const float* int8_weight_scales(const Tensor& w) { return int8_view(w).scales; }
 
 void dequantize_int8_row(const Tensor& w, int64_t row, float* out) {
-  const float scale = int8_weight_scales(w)[row];
+  const Int8View v = int8_view(w);
+  const float scale = v.scales[row];
   const int64_t K = w.dim(1), K4 = round_up(K, detail::kPanelDepth);
-  const int8_t* q = w.data<int8_t>();
-  if (int8_weight_layout(w) == Int8Layout::Rows) {
-    for (int64_t k = 0; k < K; ++k) out[k] = float(q[row * K + k]) * scale;
+  if (v.layout == Int8Layout::Rows) {
+    for (int64_t k = 0; k < K; ++k) out[k] = float(v.values[row * K + k]) * scale;
   } else {
-    for (int64_t k = 0; k < K; ++k) out[k] = float(q[panel_offset(row, k, K4)]) * scale;
+    for (int64_t k = 0; k < K; ++k) out[k] = float(v.values[panel_offset(row, k, K4)]) * scale;
   }
 }
 
@@ -205,17 +217,12 @@ Int8Activations quantize_activations_int8(int64_t M, int64_t K, const float* x, 
 
 const char* int8_tile(const Int8Activations& x, int64_t m0, int64_t rows, const Tensor& w, int64_t n0, int64_t cols,
                       const float* bias, float beta, float* out, int64_t ldo) {
-  // The weight's parts, found once per tile (callers checked it is an int8 weight).
-  const Int8Layout layout = int8_weight_layout(w);
-  const Int8Parts parts = int8_parts(w.dim(0), w.dim(1), layout);
-  const int8_t* q = w.data<int8_t>();
-  const int32_t* comp = reinterpret_cast<const int32_t*>(storage_bytes(w) + parts.compensations);
-  const float* col_scales = reinterpret_cast<const float*>(storage_bytes(w) + parts.scales);
+  const Int8View v = int8_view(w);  // once per tile
   const uint8_t* xq = x.values.data() + m0 * x.stride;
-  if (layout == Int8Layout::Panels) {
+  if (v.layout == Int8Layout::Panels) {
     if (n0 % detail::kPanelColumns != 0) return "a column tile of the Panels layout must start at a multiple of 16";
-    detail::int8_panels(rows, xq, x.stride, q, x.stride, n0, cols,
-                        {comp, x.scales.data() + m0, col_scales, bias, beta, out, ldo});
+    detail::int8_panels(rows, xq, x.stride, v.values, x.stride, n0, cols,
+                        {v.compensations, x.scales.data() + m0, v.scales, bias, beta, out, ldo});
     return nullptr;
   }
   // Per-thread int32 products, kept across calls (decoding makes many small ones).
@@ -223,14 +230,14 @@ const char* int8_tile(const Int8Activations& x, int64_t m0, int64_t rows, const 
   acc.resize(size_t(rows * cols));
   const int64_t K = x.K;
   if (rows <= kSkinnyMaxRows) {
-    detail::int8_rows(rows, n0, n0 + cols, K, xq, x.stride, q, comp, acc.data(), cols);
+    detail::int8_rows(rows, n0, n0 + cols, K, xq, x.stride, v.values, v.compensations, acc.data(), cols);
   } else {
     // Inside a parallel region oneDNN runs the tile on the calling thread.
-    const dnnl_status_t st = dnnl_gemm_u8s8s32('N', 'T', 'R', rows, cols, K, 1.0f, xq, x.stride, 0, q + n0 * K, K, 0,
-                                               0.0f, acc.data(), cols, comp + n0);
+    const dnnl_status_t st = dnnl_gemm_u8s8s32('N', 'T', 'R', rows, cols, K, 1.0f, xq, x.stride, 0,
+                                               v.values + n0 * K, K, 0, 0.0f, acc.data(), cols, v.compensations + n0);
     if (st != dnnl_success) return dnnl_status2str(st);
   }
-  dequantize_tile(rows, cols, acc.data(), x.scales.data() + m0, col_scales + n0, bias ? bias + n0 : nullptr, beta, out,
+  dequantize_tile(rows, cols, acc.data(), x.scales.data() + m0, v.scales + n0, bias ? bias + n0 : nullptr, beta, out,
                   ldo);
   return nullptr;
 }
